@@ -1,0 +1,212 @@
+"""Load and validate experiment configs (TOML) before anything runs.
+
+Every error names the file, the key, the value and what was expected, so a typo in a
+60-minute run's config is caught in the first second rather than after the first cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from experiments.units import UnitError, parse_bandwidth, parse_duration
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+LOAD_GENERATORS = ("native", "tcpkali")
+# tcpkali's default is 100/s; a faster ramp keeps the connection set complete well inside
+# the warm-up, so the measured window sees every connection.
+DEFAULT_CONNECT_RATE = 1000
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message names file, key, value and expectation."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    path: Path
+    name: str
+    raw: dict[str, Any]
+    sha256: str
+    seed: int
+    repetitions: int
+    warmup_s: float
+    measure_s: float
+    sample_interval_s: float
+    port: int
+    generator: str
+    message: str
+    bandwidth_bps: float
+    connect_rate: int
+    servers: tuple[str, ...]
+    connections: tuple[int, ...]
+    cpus: tuple[int, ...]
+
+    @property
+    def load_duration_s(self) -> float:
+        return self.warmup_s + self.measure_s
+
+
+# key -> (section, expected description); drives the unknown-key check
+_SCHEMA: dict[str, dict[str, str]] = {
+    "experiment": {
+        "name": "a string",
+        "seed": "an integer",
+        "repetitions": "an integer >= 1",
+        "warmup": "a duration such as 2s (>= 0)",
+        "duration": "a duration such as 8s (> 0)",
+        "sample_interval": "a duration such as 500ms (> 0)",
+        "port": "an integer port 1-65535",
+    },
+    "load": {
+        "generator": f"one of {', '.join(LOAD_GENERATORS)}",
+        "message": "a non-empty string",
+        "bandwidth": "a bandwidth such as 1Mbps (> 0)",
+        "connect_rate": "an integer >= 1 (new connections per second)",
+    },
+    "matrix": {
+        "servers": "a non-empty list of server names",
+        "connections": "a non-empty list of integers >= 1",
+        "cpus": "a non-empty list of integers >= 1",
+    },
+}
+
+
+def resolve_config_path(config: str | Path) -> Path:
+    """A profile name (``quick``) or a path to a TOML file."""
+    candidate = Path(config)
+    if candidate.suffix == ".toml" or candidate.is_file():
+        path = candidate
+    else:
+        path = CONFIG_DIR / f"{config}.toml"
+    if not path.is_file():
+        profiles = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+        raise ConfigError(f"{config}: no such config file or profile (profiles: {profiles})")
+    return path
+
+
+class _Checker:
+    def __init__(self, path: Path, data: dict[str, Any]):
+        self.path = path
+        self.data = data
+
+    def fail(self, key: str, value: Any, expected: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key} = {value!r}: expected {expected}")
+
+    def get(self, section: str, key: str, default: Any = None, required: bool = True) -> Any:
+        table = self.data.get(section, {})
+        if key not in table:
+            if required:
+                raise ConfigError(
+                    f"{self.path}: {section}.{key} is missing: expected {_SCHEMA[section][key]}"
+                )
+            return default
+        return table[key]
+
+    def integer(self, section: str, key: str, minimum: int, maximum: int | None = None,
+                default: int | None = None) -> int:
+        value = self.get(section, key, default, required=default is None)
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+        if ok and maximum is not None:
+            ok = value <= maximum
+        if not ok:
+            raise self.fail(f"{section}.{key}", value, _SCHEMA[section][key])
+        return value
+
+    def duration(self, section: str, key: str, positive: bool) -> float:
+        value = self.get(section, key)
+        try:
+            seconds = parse_duration(value)
+        except UnitError as error:
+            raise self.fail(f"{section}.{key}", value, _SCHEMA[section][key]) from error
+        if positive and seconds <= 0:
+            raise self.fail(f"{section}.{key}", value, _SCHEMA[section][key])
+        return seconds
+
+    def int_list(self, section: str, key: str) -> tuple[int, ...]:
+        value = self.get(section, key)
+        if (
+            not isinstance(value, list)
+            or not value
+            or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in value)
+        ):
+            raise self.fail(f"{section}.{key}", value, _SCHEMA[section][key])
+        return tuple(value)
+
+
+def load_config(config: str | Path, known_servers: set[str] | None = None) -> ExperimentConfig:
+    """Parse and validate; ``known_servers`` (from the server registry) checks server names."""
+    path = resolve_config_path(config)
+    content = path.read_bytes()
+    try:
+        data = tomllib.loads(content.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+
+    for section, table in data.items():
+        if section not in _SCHEMA:
+            raise ConfigError(
+                f"{path}: unknown section [{section}]: expected one of {', '.join(_SCHEMA)}"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section} = {table!r}: expected a [{section}] table")
+        for key in table:
+            if key not in _SCHEMA[section]:
+                allowed = ", ".join(_SCHEMA[section])
+                raise ConfigError(
+                    f"{path}: unknown key {section}.{key} = {table[key]!r}: "
+                    f"expected one of {allowed}"
+                )
+
+    check = _Checker(path, data)
+    name = check.get("experiment", "name", default=path.stem, required=False)
+    if not isinstance(name, str) or not name.strip():
+        raise check.fail("experiment.name", name, _SCHEMA["experiment"]["name"])
+
+    generator = check.get("load", "generator", default="native", required=False)
+    if generator not in LOAD_GENERATORS:
+        raise check.fail("load.generator", generator, _SCHEMA["load"]["generator"])
+    message = check.get("load", "message")
+    if not isinstance(message, str) or not message:
+        raise check.fail("load.message", message, _SCHEMA["load"]["message"])
+    bandwidth = check.get("load", "bandwidth")
+    try:
+        bandwidth_bps = parse_bandwidth(bandwidth)
+    except UnitError as error:
+        raise check.fail("load.bandwidth", bandwidth, _SCHEMA["load"]["bandwidth"]) from error
+    if bandwidth_bps <= 0:
+        raise check.fail("load.bandwidth", bandwidth, _SCHEMA["load"]["bandwidth"])
+
+    servers = check.get("matrix", "servers")
+    if not isinstance(servers, list) or not servers or not all(isinstance(s, str) for s in servers):
+        raise check.fail("matrix.servers", servers, _SCHEMA["matrix"]["servers"])
+    if known_servers is not None:
+        for server in servers:
+            if server not in known_servers:
+                raise check.fail(
+                    "matrix.servers", server, f"a known server ({', '.join(sorted(known_servers))})"
+                )
+
+    return ExperimentConfig(
+        path=path,
+        name=name,
+        raw=data,
+        sha256=hashlib.sha256(content).hexdigest(),
+        seed=check.integer("experiment", "seed", minimum=0, default=0),
+        repetitions=check.integer("experiment", "repetitions", minimum=1),
+        warmup_s=check.duration("experiment", "warmup", positive=False),
+        measure_s=check.duration("experiment", "duration", positive=True),
+        sample_interval_s=check.duration("experiment", "sample_interval", positive=True),
+        port=check.integer("experiment", "port", minimum=1, maximum=65535, default=50000),
+        generator=generator,
+        message=message,
+        bandwidth_bps=bandwidth_bps,
+        connect_rate=check.integer("load", "connect_rate", minimum=1,
+                                   default=DEFAULT_CONNECT_RATE),
+        servers=tuple(servers),
+        connections=check.int_list("matrix", "connections"),
+        cpus=check.int_list("matrix", "cpus"),
+    )

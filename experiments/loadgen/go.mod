@@ -1,0 +1,3 @@
+module papaya/loadgen
+
+go 1.22

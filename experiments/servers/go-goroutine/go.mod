@@ -1,0 +1,3 @@
+module papaya/servers/go-goroutine
+
+go 1.22

@@ -1,0 +1,57 @@
+"""Providers decide which hosts exist and how to reach them; nothing else.
+
+The experiment runner asks a provider for a ``Lab`` (a server host, a load-generator host and
+how CPUs are split) and never learns which provider made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from infra.hosts import Host
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a cell runs: the server on ``server_cpus``, load and tracer on ``aux_cpus``."""
+
+    server_cpus: list[int]
+    aux_cpus: list[int]
+    isolation: str  # "isolated" or "shared"
+    warning: str | None = None
+
+
+@dataclass
+class Lab:
+    provider: str
+    server: Host
+    loadgen: Host
+    facts: dict[str, dict[str, Any]]
+    target_address: str  # the address the load generator connects to
+
+    def placement(self, server_cpu_count: int) -> Placement:
+        raise NotImplementedError
+
+
+class Provider(Protocol):
+    name: str
+
+    def provision(self) -> dict[str, Any]: ...
+    def lab(self) -> Lab: ...
+    def status(self) -> list[dict[str, Any]]: ...
+    def destroy(self) -> list[str]: ...
+
+
+class ProviderError(RuntimeError):
+    """A provider that cannot be used here, with what to do about it."""
+
+
+def get_provider(name: str) -> Provider:
+    if name == "local":
+        from infra.providers.local import LocalProvider
+
+        return LocalProvider()
+    raise ProviderError(
+        f"unknown provider {name!r}: this version has 'local' (lab, ssh and cloud are planned)"
+    )

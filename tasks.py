@@ -1,0 +1,143 @@
+"""Invoke tasks: the entry points. Each delegates to infra/, experiments/ or analysis/.
+
+    invoke provision run-experiment report      # the whole pipeline on this machine
+    invoke --help run-experiment                # options of one task
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from invoke import Exit, task
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+COMMON_HELP = {
+    "provider": "where to run: local (this machine; the default)",
+    "config": "a profile name in experiments/configs/ (quick, paper) or a TOML file path",
+    "resume": "continue the run RUN_ID: keep its completed cells, redo the rest",
+    "dry_run": "print the plan (hosts, cells in order, estimated duration) and exit",
+}
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from analysis.errors import AnalysisError
+    from experiments.build import BuildError
+    from experiments.cell_run import RunAborted
+    from experiments.config import ConfigError
+    from experiments.rawdata import RunDirError
+    from experiments.server_registry import DescriptorError
+    from infra.hosts import HostError
+    from infra.providers import ProviderError
+
+    return (AnalysisError, BuildError, RunAborted, ConfigError, RunDirError, DescriptorError,
+            HostError, ProviderError)
+
+
+def _clear_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Known failures end as one line naming the problem, not a traceback."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except KeyboardInterrupt as error:
+            raise Exit("interrupted", code=130) from error
+        except Exception as error:
+            if isinstance(error, _known_errors()):
+                raise Exit(f"error: {error}", code=1) from error
+            raise
+
+    return wrapper
+
+
+@task(help=COMMON_HELP)
+@_clear_errors
+def provision(c, provider="local", config="quick", resume=None, dry_run=False):
+    """Check and record what the hosts have (OS, kernel, CPU, memory, cc and Go versions)."""
+    from infra.providers import get_provider
+
+    chosen = get_provider(provider)
+    if dry_run:
+        console.print(f"would provision provider {provider}: {chosen.lab().facts.keys()}")
+        return
+    state = chosen.provision()
+    for name, host in state["hosts"].items():
+        table = Table(title=f"{provider} host {name} ({', '.join(host['roles'])})")
+        table.add_column("fact")
+        table.add_column("value")
+        for key, value in host["facts"].items():
+            table.add_row(key, str(value))
+        console.print(table)
+        for tool in ("cc", "go", "make"):
+            if not host["facts"].get(tool):
+                console.print(f"[yellow]warning:[/yellow] {name} has no {tool}; "
+                              "`invoke build` will say how to install it")
+
+
+@task(help=COMMON_HELP)
+@_clear_errors
+def build(c, provider="local", config="quick", resume=None, dry_run=False):
+    """Build the servers under test and the load generator on the hosts."""
+    from experiments.build import build_all
+    from experiments.runner import plan_run
+    from experiments.server_registry import discover_servers
+    from infra.providers import get_provider
+
+    plan = plan_run(config, resume)
+    servers = discover_servers()
+    lab = get_provider(provider).lab()
+    result = build_all(lab.server, [servers[name] for name in plan.config.servers])
+    for name, binary in result.server_binaries.items():
+        console.print(f"{name}: {binary}")
+    console.print(f"load generator: {result.loadgen_binary}")
+    for tool, version in result.tools.items():
+        console.print(f"  {tool}: {version}")
+
+
+@task(help=COMMON_HELP)
+@_clear_errors
+def run_experiment(c, provider="local", config="quick", resume=None, dry_run=False):
+    """Build, start each server, drive the load, trace CPU; write data/raw/<run-id>/."""
+    from experiments.runner import dry_run as show_plan
+    from experiments.runner import run_experiment as run
+
+    if dry_run:
+        show_plan(provider, config, resume, console=console)
+        return
+    run(provider, config, resume, console=console)
+
+
+@task(help={**COMMON_HELP, "run_id": "the run to report on (default: the newest)",
+            "no_pdf": "skip the LaTeX build (the HTML report is still written)"})
+@_clear_errors
+def report(c, provider="local", config="quick", resume=None, dry_run=False, run_id=None,
+           no_pdf=False):
+    """Statistics, figures, the HTML report and the paper PDF from data/raw/<run-id>/."""
+    from analysis.report import build_report
+
+    outputs = build_report(run_id, build_pdf=not no_pdf)
+    console.print(outputs.describe())
+
+
+@task(help=COMMON_HELP)
+@_clear_errors
+def status(c, provider="local", config="quick", resume=None, dry_run=False):
+    """List the provider's hosts and the runs under data/raw."""
+    from experiments.status import print_status
+
+    print_status(provider, console)
+
+
+@task(help=COMMON_HELP)
+@_clear_errors
+def destroy(c, provider="local", config="quick", resume=None, dry_run=False):
+    """Tear down what provision made (local: recorded facts, leftover cgroups); data stays."""
+    from infra.providers import get_provider
+
+    removed = get_provider(provider).destroy()
+    console.print("removed: " + (", ".join(removed) if removed else "nothing to remove"))

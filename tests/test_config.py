@@ -1,0 +1,109 @@
+import textwrap
+
+import pytest
+
+from experiments.cells import plan_cells
+from experiments.config import ConfigError, load_config
+from experiments.server_registry import discover_servers
+
+VALID = """
+[experiment]
+name = "t"
+seed = 7
+repetitions = 2
+warmup = "1s"
+duration = "2s"
+sample_interval = "250ms"
+port = 50123
+
+[load]
+message = "message\\n"
+bandwidth = "1Mbps"
+
+[matrix]
+servers = ["c-fork", "go-goroutine"]
+connections = [1, 4]
+cpus = [1]
+"""
+
+SERVERS = {"c-fork", "go-goroutine"}
+
+
+def write(tmp_path, text):
+    path = tmp_path / "exp.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_valid_config_parses(tmp_path):
+    config = load_config(write(tmp_path, VALID), SERVERS)
+    assert config.warmup_s == 1.0 and config.measure_s == 2.0
+    assert config.sample_interval_s == 0.25
+    assert config.bandwidth_bps == 1e6
+    assert config.message == "message\n"
+    assert config.connections == (1, 4)
+    assert config.port == 50123
+    assert config.load_duration_s == 3.0
+
+
+def test_profiles_are_valid():
+    known = set(discover_servers())
+    for profile in ("quick", "paper"):
+        config = load_config(profile, known)
+        assert set(config.servers) == {"c-fork", "go-goroutine"}
+    quick = load_config("quick", known)
+    assert quick.connections == (1, 4, 16, 64) and quick.repetitions == 2
+    assert (quick.warmup_s, quick.measure_s) == (2.0, 8.0)
+    paper = load_config("paper", known)
+    assert paper.connections == (1, 2, 4, 8, 16, 32, 64) and paper.measure_s == 60.0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("connections = [1, 4]", "connections = [0, 4]", "matrix.connections = [0, 4]"),
+        ('duration = "2s"', 'duration = "-2s"', "experiment.duration = '-2s'"),
+        ('duration = "2s"', 'duration = "0s"', "experiment.duration = '0s'"),
+        ('servers = ["c-fork", "go-goroutine"]', 'servers = ["c-fork", "rust-async"]',
+         "matrix.servers = 'rust-async': expected a known server"),
+        ("repetitions = 2", 'repetitions = "two"', "experiment.repetitions = 'two'"),
+        ("seed = 7", "seed = 7\nthreads = 3", "unknown key experiment.threads = 3"),
+        ('bandwidth = "1Mbps"', 'bandwidth = "1 megabit"', "load.bandwidth = '1 megabit'"),
+        ("port = 50123", "port = 70000", "experiment.port = 70000"),
+        ("[load]", "[loads]", "unknown section [loads]"),
+    ],
+)
+def test_errors_name_file_key_value_and_expectation(tmp_path, old, new, expected):
+    path = write(tmp_path, VALID.replace(old, new))
+    with pytest.raises(ConfigError) as error:
+        load_config(path, SERVERS)
+    message = str(error.value)
+    assert str(path) in message
+    assert expected in message
+    assert "expected" in message
+
+
+def test_missing_key_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match="experiment.duration is missing"):
+        load_config(write(tmp_path, VALID.replace('duration = "2s"\n', "")), SERVERS)
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[experiment\n"), SERVERS)
+
+
+def test_unknown_profile_lists_profiles():
+    with pytest.raises(ConfigError, match="profiles: .*quick"):
+        load_config("nonexistent-profile")
+
+
+def test_cells_are_stable_and_seeded(tmp_path):
+    config = load_config(write(tmp_path, VALID), SERVERS)
+    first, second = plan_cells(config), plan_cells(config)
+    assert [c.id for c in first] == [c.id for c in second]
+    assert len(first) == 2 * 2 * 2
+    assert len({c.id for c in first}) == len(first)
+    in_grid_order = sorted(first, key=lambda c: (c.factors["repetition"], c.server,
+                                                 c.connections))
+    assert [c.id for c in first] != [c.id for c in in_grid_order]  # shuffled
+    other_seed = load_config(write(tmp_path, VALID.replace("seed = 7", "seed = 8")), SERVERS)
+    assert [c.id for c in plan_cells(other_seed)] != [c.id for c in first]
+    assert {c.id for c in plan_cells(other_seed)} == {c.id for c in first}  # ids from factors
