@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from invoke import Exit, task
@@ -15,6 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+
+# data/, build/ and paper/ are relative to the project root wherever invoke is called from;
+# tests point PAPAYA_WORKDIR elsewhere to keep their runs out of the project's data/.
+os.chdir(os.environ.get("PAPAYA_WORKDIR", Path(__file__).resolve().parent))
 
 COMMON_HELP = {
     "provider": "where to run: local (this machine; the default)",

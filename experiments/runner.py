@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,6 +156,7 @@ def run_experiment(provider_name: str, config_name: str, resume: str | None = No
         MofNCompleteColumn(), TextColumn("elapsed"), TimeElapsedColumn(),
         TextColumn("ETA"), TimeRemainingColumn(), console=console,
     )
+    started = time.monotonic()
     try:
         with progress:
             task = progress.add_task("cells", total=len(plan.cells))
@@ -174,6 +176,12 @@ def run_experiment(provider_name: str, config_name: str, resume: str | None = No
                     progress.console.print(f"[red]cell {cell.id} failed:[/red] {status['reason']}")
                 run_dir.write_manifest(manifest)
                 progress.advance(task)
+                if not console.is_terminal:  # logs and CI get a line per cell instead of a bar
+                    done = int(progress.tasks[0].completed)
+                    elapsed = time.monotonic() - started
+                    eta = elapsed / done * (len(plan.cells) - done)
+                    console.print(f"[{done}/{len(plan.cells)}] {cell.id}: {status['status']} "
+                                  f"(elapsed {elapsed:.0f} s, ETA {eta:.0f} s)")
     except KeyboardInterrupt:
         run_dir.write_manifest(manifest)
         console.print(f"[yellow]interrupted[/yellow]: completed cells are kept; continue with "

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from experiments import server_registry
+from experiments.build import BuildError, build_server
+from experiments.cell_run import RunAborted
 from experiments.runner import run_experiment
 from infra.cgroups import CGROUP_ROOT, GROUP_PREFIX
+from infra.hosts import LocalHost
 from tests.pipeline_util import wait_until_gone, write_config
 
 pytestmark = pytest.mark.integration
@@ -105,3 +108,25 @@ def test_crashing_server_fails_its_cell_and_the_run_goes_on(tmp_path, build_root
     assert "boom, giving up on purpose" in status["server"]["stderr_tail"]
     assert not (run_dir.path / crashed["id"]).exists()  # only completed cells at the top
     assert wait_until_gone(build_root) == []
+
+
+def test_port_in_use_stops_the_run_with_what_to_do(tmp_path, build_root):
+    import socket
+
+    config = write_config(tmp_path / "busy.toml", servers=["c-fork"], connections=[1])
+    port = int(config.read_text().split("port = ")[1].split()[0])
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", port))
+        squatter.listen()
+        with pytest.raises(RunAborted) as error:
+            run_experiment("local", str(config), raw_dir=tmp_path / "raw", build_root=build_root)
+    message = str(error.value)
+    assert f"port {port} is in use" in message and "experiment.port" in message
+    assert "--resume" in message  # what was collected so far is kept and resumable
+
+
+def test_missing_compiler_is_named_with_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cc, no make; the venv's go stays reachable
+    host = LocalHost()
+    with pytest.raises(BuildError, match=r"cc not found on local: install a C compiler"):
+        build_server(host, server_registry.discover_servers()["c-fork"], tmp_path / "b")

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 
 def invoke(workdir: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PAPAYA_BUILD_ROOT": str(workdir / "build")}
+    env = {**os.environ, "PAPAYA_BUILD_ROOT": str(workdir / "build"),
+           "PAPAYA_WORKDIR": str(workdir)}
     return subprocess.Popen(
         [sys.executable, "-m", "invoke", "--search-root", str(PROJECT_ROOT), *args],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -82,3 +83,25 @@ def test_resume_of_unknown_run_is_a_clear_error(tmp_path):
     output = runner.communicate(timeout=60)[0].decode()
     assert runner.returncode == 1
     assert "no run 'no-such-run' under data/raw" in output
+
+
+def test_ctrl_c_stops_cleanly_and_the_run_can_resume(tmp_path):
+    config = write_config(tmp_path / "interrupt.toml", servers=["c-fork"], connections=[4],
+                          repetitions=2, warmup="500ms", duration="3s")
+    runner = invoke(tmp_path, "run-experiment", "--config", str(config))
+    raw = tmp_path / "data" / "raw"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(raw.glob("*/.work/*/trace.csv")):
+        time.sleep(0.05)
+    time.sleep(1.0)  # mid-cell: server, tracer and load generator are all running
+    runner.send_signal(signal.SIGINT)
+    output = runner.communicate(timeout=60)[0].decode()
+    assert runner.returncode == 130, output
+    assert "--resume" in output
+    assert wait_until_gone(tmp_path / "build", timeout_s=2) == []
+    (run_dir,) = [p for p in raw.iterdir() if p.is_dir()]
+    resumed = invoke(tmp_path, "run-experiment", "--resume", run_dir.name)
+    output = resumed.communicate(timeout=120)[0].decode()
+    assert resumed.returncode == 0, output
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [c["status"] for c in manifest["cells"]] == ["ok", "ok"]

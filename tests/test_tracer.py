@@ -70,6 +70,7 @@ def check_trace(rows, summary, method):
         assert float(row["cpu_pct"]) == pytest.approx(
             float(row["user_pct"]) + float(row["system_pct"]), abs=0.01)
         assert float(row["cpu_pct"]) <= 100 * 1.1  # one child at a time: at most one CPU
+        assert float(row["user_pct"]) >= 0 and float(row["system_pct"]) >= 0
     assert [int(r["warmup"]) for r in rows] == [1, 1] + [0] * 8
     t_rel = [float(r["t_rel_s"]) for r in rows]
     assert t_rel == pytest.approx([0.25 * k for k in range(1, 11)], abs=0.05)
@@ -108,3 +109,32 @@ def test_bad_arguments_are_refused(tmp_path):
     done = subprocess.run([sys.executable, str(TRACER), "--pid", "1", "--out", "x", "--summary",
                            "y", "--duration", "-1"], capture_output=True, text=True)
     assert done.returncode == 2 and "must be positive" in done.stderr
+
+
+# The main thread sleeps throughout; a second thread switches ~200 times a second, as a Go
+# server's worker threads do while its main thread idles.
+THREADED = """
+import threading, time
+def worker():
+    while True:
+        time.sleep(0.005)
+threading.Thread(target=worker, daemon=True).start()
+time.sleep(30)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_context_switches_of_every_thread_are_counted(tmp_path):
+    workload = LocalHost().start([sys.executable, "-c", THREADED])
+    try:
+        out, summary = tmp_path / "trace.csv", tmp_path / "tracer.json"
+        subprocess.run([sys.executable, str(TRACER), "--pid", str(workload.pid), "--out",
+                        str(out), "--summary", str(summary), "--interval", "0.25",
+                        "--duration", "1.5"], check=True, timeout=20)
+    finally:
+        workload.stop()
+    with open(out) as handle:
+        rows = list(csv.DictReader(handle))
+    assert int(rows[-1]["n_threads"]) == 2
+    rates = [float(r["ctx_voluntary_per_s"]) for r in rows[1:]]
+    assert min(rates) > 50, rates
