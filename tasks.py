@@ -69,7 +69,9 @@ def provision(c, provider="local", config="quick", resume=None, dry_run=False):
 
     chosen = get_provider(provider)
     if dry_run:
-        console.print(f"would provision provider {provider}: {chosen.lab().facts.keys()}")
+        hosts = ", ".join(chosen.lab().facts)
+        console.print(f"provision --dry-run: would check and record the facts of {provider} "
+                      f"host(s) {hosts}; nothing is built or changed")
         return
     state = chosen.provision()
     for name, host in state["hosts"].items():
