@@ -65,8 +65,8 @@ def loadgen_argv(context: CellContext, cell: Cell) -> list[str]:
     if config.generator == "tcpkali":
         binary = loadgens.find_tcpkali()
         if binary is None:
-            raise RunAborted("load.generator = 'tcpkali' but no tcpkali is on PATH: install "
-                             "it, or use generator = 'native'")
+            raise RunAborted("load.loadgen = 'tcpkali' but no tcpkali is on PATH: install "
+                             "it, or use loadgen = 'native'")
         make = loadgens.tcpkali_command
     else:
         binary, make = context.build.loadgen_binary, loadgens.native_command
@@ -144,7 +144,11 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
             status["reason"] = (f"tracer exited with {tracer_code}: "
                                 f"{tail(work / 'tracer.stderr', 3) or 'no message'}")
         else:
-            summary = read_loadgen_summary(context, cell, (work / "loadgen.out").read_text())
+            # tcpkali splits its summary over stdout and stderr; ours is all on stdout.
+            output = (work / "loadgen.out").read_text()
+            if config.generator == "tcpkali":
+                output += (work / "loadgen.stderr").read_text()
+            summary = read_loadgen_summary(context, cell, output)
             (work / "loadgen.json").write_text(json.dumps(summary, indent=2) + "\n")
             tracer_summary = json.loads((work / "tracer.json").read_text())
             status["tracer"] = {k: tracer_summary[k] for k in ("method", "cpu_seconds", "samples")}

@@ -62,7 +62,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "port": "an integer port 1-65535",
     },
     "load": {
-        "generator": f"one of {', '.join(LOAD_GENERATORS)}",
+        "loadgen": f"one of {', '.join(LOAD_GENERATORS)}",
         "message": "a non-empty string",
         "bandwidth": "a bandwidth such as 1Mbps (> 0)",
         "connect_rate": "an integer >= 1 (new connections per second)",
@@ -166,9 +166,9 @@ def load_config(config: str | Path, known_servers: set[str] | None = None) -> Ex
     if not isinstance(name, str) or not name.strip():
         raise check.fail("experiment.name", name, _SCHEMA["experiment"]["name"])
 
-    generator = check.get("load", "generator", default="native", required=False)
+    generator = check.get("load", "loadgen", default="native", required=False)
     if generator not in LOAD_GENERATORS:
-        raise check.fail("load.generator", generator, _SCHEMA["load"]["generator"])
+        raise check.fail("load.loadgen", generator, _SCHEMA["load"]["loadgen"])
     message = check.get("load", "message")
     if not isinstance(message, str) or not message:
         raise check.fail("load.message", message, _SCHEMA["load"]["message"])

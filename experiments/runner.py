@@ -25,12 +25,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from experiments import loadgens
 from experiments.build import BUILD_ROOT, build_all
 from experiments.cell_run import CellContext, RunAborted, run_cell
 from experiments.cells import Cell, plan_cells
 from experiments.config import ExperimentConfig, load_config
 from experiments.rawdata import RAW_DIR, RunDir, now_iso
 from experiments.server_registry import discover_servers
+from infra.facts import tool_version
 from infra.providers import Lab, get_provider
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +133,13 @@ def run_experiment(provider_name: str, config_name: str, resume: str | None = No
     servers = discover_servers()
     wanted = [servers[name] for name in plan.config.servers]
 
+    if plan.config.generator == "tcpkali" and loadgens.find_tcpkali() is None:
+        raise RunAborted("loadgen = 'tcpkali' in the config, but no tcpkali is on PATH: "
+                         "install it, or use loadgen = 'native'")
     with console.status("building servers and load generator"):
         build = build_all(lab.server, wanted, build_root)
+    if plan.config.generator == "tcpkali":
+        build.tools["tcpkali"] = tool_version(lab.loadgen, ["tcpkali", "--version"])
 
     if plan.run_dir is None:
         run_dir = RunDir.create(new_run_id(plan.config), raw_dir)

@@ -107,3 +107,10 @@ def test_cells_are_stable_and_seeded(tmp_path):
     other_seed = load_config(write(tmp_path, VALID.replace("seed = 7", "seed = 8")), SERVERS)
     assert [c.id for c in plan_cells(other_seed)] != [c.id for c in first]
     assert {c.id for c in plan_cells(other_seed)} == {c.id for c in first}  # ids from factors
+
+
+def test_loadgen_choice(tmp_path):
+    text = VALID.replace("[load]", '[load]\nloadgen = "tcpkali"')
+    assert load_config(write(tmp_path, text), SERVERS).generator == "tcpkali"
+    with pytest.raises(ConfigError, match=r"load.loadgen = 'wrk': expected one of native, tcpkali"):
+        load_config(write(tmp_path, VALID.replace("[load]", '[load]\nloadgen = "wrk"')), SERVERS)
