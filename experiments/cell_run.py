@@ -101,9 +101,12 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
                                           placement.server_cpus)
     started: list[Process] = []
     try:
-        server = lab.server.start(
-            descriptor.start_argv(context.build.server_build_dirs[cell.server], config.port),
-            cpus=placement.server_cpus, cgroup=cgroup, stderr=work / "server.stderr")
+        server_argv = descriptor.start_argv(context.build.server_build_dirs[cell.server],
+                                            config.port, cell.factors)
+        server_env = descriptor.start_env(cell.factors)
+        status["server"].update(argv=server_argv, env=server_env)
+        server = lab.server.start(server_argv, cpus=placement.server_cpus, cgroup=cgroup,
+                                  env=server_env, stderr=work / "server.stderr")
         started.append(server)
         if not wait_for_port(lab.target_address, config.port, SERVER_START_TIMEOUT_S, server):
             code = server.poll()
@@ -183,10 +186,10 @@ def _finish(context: CellContext, cell: Cell, work: Path, status: dict[str, Any]
             started: list[Process], cgroup: Cgroup | None) -> tuple[Path, dict[str, Any]]:
     server_was_running = bool(started) and started[0].poll() is None
     codes = _stop_all(started, cgroup)
-    status["server"] = {
-        "exit_code": codes[-1] if started else None,
-        "stopped_by_runner": server_was_running,
-        "stderr_tail": tail(work / "server.stderr"),
-    }
+    status["server"].update(
+        exit_code=codes[-1] if started else None,
+        stopped_by_runner=server_was_running,
+        stderr_tail=tail(work / "server.stderr"),
+    )
     status["ended_at"] = now_iso()
     return context.run_dir.commit_cell(work, cell.id, status), status

@@ -44,6 +44,11 @@ class ExperimentConfig:
     servers: tuple[str, ...]
     connections: tuple[int, ...]
     cpus: tuple[int, ...]
+    # Ablations: each is crossed with the rest; the first default is the paper's setting.
+    output: tuple[str, ...] = ("paper",)
+    read_buffer: tuple[int | None, ...] = (None,)
+    gogc: tuple[str, ...] = ("default",)
+    gomaxprocs: tuple[str, ...] = ("cpus",)
 
     @property
     def load_duration_s(self) -> float:
@@ -71,6 +76,10 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "servers": "a non-empty list of server names",
         "connections": "a non-empty list of integers >= 1",
         "cpus": "a non-empty list of integers >= 1",
+        "output": "a non-empty list of: paper, discard, same",
+        "read_buffer": 'a non-empty list of integers 1-1048576 or "default"',
+        "gogc": "a non-empty list of: default, off",
+        "gomaxprocs": 'a non-empty list of: cpus, "1"',
     },
 }
 
@@ -125,6 +134,23 @@ class _Checker:
         if positive and seconds <= 0:
             raise self.fail(f"{section}.{key}", value, _SCHEMA[section][key])
         return seconds
+
+    def choice_list(self, key: str, choices: tuple[str, ...], default: tuple[str, ...]
+                    ) -> tuple[str, ...]:
+        value = self.get("matrix", key, default=list(default), required=False)
+        if (not isinstance(value, list) or not value
+                or any(not isinstance(v, str) or v not in choices for v in value)):
+            raise self.fail(f"matrix.{key}", value, _SCHEMA["matrix"][key])
+        return tuple(dict.fromkeys(value))
+
+    def buffer_list(self) -> tuple[int | None, ...]:
+        value = self.get("matrix", "read_buffer", default=["default"], required=False)
+        ok = isinstance(value, list) and bool(value) and all(
+            v == "default" or (isinstance(v, int) and not isinstance(v, bool)
+                               and 1 <= v <= 1048576) for v in value)
+        if not ok:
+            raise self.fail("matrix.read_buffer", value, _SCHEMA["matrix"]["read_buffer"])
+        return tuple(dict.fromkeys(None if v == "default" else v for v in value))
 
     def int_list(self, section: str, key: str) -> tuple[int, ...]:
         value = self.get(section, key)
@@ -209,4 +235,8 @@ def load_config(config: str | Path, known_servers: set[str] | None = None) -> Ex
         servers=tuple(servers),
         connections=check.int_list("matrix", "connections"),
         cpus=check.int_list("matrix", "cpus"),
+        output=check.choice_list("output", ("paper", "discard", "same"), ("paper",)),
+        read_buffer=check.buffer_list(),
+        gogc=check.choice_list("gogc", ("default", "off"), ("default",)),
+        gomaxprocs=check.choice_list("gomaxprocs", ("cpus", "1"), ("cpus",)),
     )

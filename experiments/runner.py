@@ -77,7 +77,8 @@ def plan_run(config_name: str, resume: str | None, raw_dir: Path = RAW_DIR) -> R
         cells = [Cell(c["id"], c["order"], c["factors"]) for c in manifest["cells"]]
         return RunPlan(config, [c for c in cells if not run_dir.is_complete(c.id)], run_dir)
     config = load_config(config_name, known)
-    return RunPlan(config, plan_cells(config), None)
+    servers = discover_servers()
+    return RunPlan(config, plan_cells(config, {n: s.factors for n, s in servers.items()}), None)
 
 
 def describe_plan(plan: RunPlan, lab_description: list[str], console: Console) -> None:

@@ -7,11 +7,17 @@ has no per-server code paths.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SERVERS_DIR = Path(__file__).resolve().parent / "servers"
 LANGUAGES = ("c", "go")
+# The paper-faithful value of every experiment factor a server may take (the ablations).
+FACTOR_DEFAULTS: dict[str, Any] = {
+    "output": "paper", "read_buffer": None, "gogc": "default", "gomaxprocs": "cpus",
+}
+NOT_APPLICABLE = "n/a"  # a factor the server does not take (e.g. gogc for C)
 
 
 class DescriptorError(ValueError):
@@ -27,6 +33,14 @@ class ServerDescriptor:
     build_command: tuple[str, ...]
     binary_template: str
     run_args: tuple[str, ...]
+    factor_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    factor_env: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def factors(self) -> set[str]:
+        """The experiment factors this server takes; any other is "n/a" for it."""
+        return set(self.factor_args) | set(self.factor_env)
 
     def build_argv(self, build_dir: Path) -> list[str]:
         return [part.format(build_dir=build_dir) for part in self.build_command]
@@ -34,8 +48,22 @@ class ServerDescriptor:
     def binary(self, build_dir: Path) -> Path:
         return Path(self.binary_template.format(build_dir=build_dir))
 
-    def start_argv(self, build_dir: Path, port: int) -> list[str]:
-        return [str(self.binary(build_dir))] + [a.format(port=port) for a in self.run_args]
+    def start_argv(self, build_dir: Path, port: int, factors: dict[str, Any] | None = None
+                   ) -> list[str]:
+        argv = [str(self.binary(build_dir))] + [a.format(port=port) for a in self.run_args]
+        for name, template in self.factor_args.items():
+            value = (factors or {}).get(name, FACTOR_DEFAULTS.get(name))
+            if value not in (FACTOR_DEFAULTS.get(name), NOT_APPLICABLE):
+                argv += [part.format(value=value) for part in template]
+        return argv
+
+    def start_env(self, factors: dict[str, Any]) -> dict[str, str]:
+        env: dict[str, str] = dict(self.env)
+        for name, by_value in self.factor_env.items():
+            value = str(factors.get(name, FACTOR_DEFAULTS.get(name)))
+            for key, template in by_value.get(value, {}).items():
+                env[key] = template.format(cpus=factors.get("cpus", 1))
+        return env
 
 
 def load_descriptor(path: Path) -> ServerDescriptor:
@@ -50,6 +78,9 @@ def load_descriptor(path: Path) -> ServerDescriptor:
             build_command=tuple(build["command"]),
             binary_template=build["binary"],
             run_args=tuple(run["args"]),
+            factor_args={k: tuple(v) for k, v in run.get("factor_args", {}).items()},
+            factor_env=run.get("factor_env", {}),
+            env=run.get("env", {}),
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
         raise DescriptorError(f"{path}: invalid server descriptor: {error!r}") from error
@@ -59,6 +90,10 @@ def load_descriptor(path: Path) -> ServerDescriptor:
         )
     if not any("{port}" in a for a in descriptor.run_args):
         raise DescriptorError(f"{path}: run.args must pass the port ({{port}})")
+    unknown = descriptor.factors - set(FACTOR_DEFAULTS)
+    if unknown:
+        raise DescriptorError(f"{path}: unknown factor(s) {', '.join(sorted(unknown))}: "
+                              f"expected some of {', '.join(FACTOR_DEFAULTS)}")
     return descriptor
 
 

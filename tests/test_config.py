@@ -1,4 +1,6 @@
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +116,56 @@ def test_loadgen_choice(tmp_path):
     assert load_config(write(tmp_path, text), SERVERS).generator == "tcpkali"
     with pytest.raises(ConfigError, match=r"load.loadgen = 'wrk': expected one of native, tcpkali"):
         load_config(write(tmp_path, VALID.replace("[load]", '[load]\nloadgen = "wrk"')), SERVERS)
+
+
+ABLATION = VALID.replace("cpus = [1]", """cpus = [1]
+output = ["paper", "discard"]
+read_buffer = [1024, "default"]
+gogc = ["default", "off"]
+gomaxprocs = ["cpus", "1"]""")
+
+
+def test_ablation_factors_cross_only_where_a_server_takes_them(tmp_path):
+    config = load_config(write(tmp_path, ABLATION), SERVERS)
+    assert config.read_buffer == (1024, None) and config.output == ("paper", "discard")
+    takes = {name: server.factors for name, server in discover_servers().items()}
+    cells = plan_cells(config, takes)
+    c_cells = [c for c in cells if c.server == "c-fork"]
+    go_cells = [c for c in cells if c.server == "go-goroutine"]
+    # 2 connection levels × 2 repetitions × output 2 × buffer 2, and × gogc 2 × gomaxprocs 2 for Go
+    assert len(c_cells) == 2 * 2 * 2 * 2
+    assert len(go_cells) == 2 * 2 * 2 * 2 * 2 * 2
+    assert {c.factors["gogc"] for c in c_cells} == {"n/a"}
+    assert {c.factors["gomaxprocs"] for c in go_cells} == {"cpus", "1"}
+    assert len({c.id for c in cells}) == len(cells)
+    tagged = [c.id for c in go_cells if c.factors["gogc"] == "off"
+              and c.factors["output"] == "discard" and c.factors["read_buffer"] == 1024]
+    assert tagged and all("-out-discard-buf1024-gogc-off" in i for i in tagged)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [('output = ["loud"]', "matrix.output = ['loud']"),
+     ("read_buffer = [0]", "matrix.read_buffer = [0]"),
+     ('gogc = ["on"]', "matrix.gogc = ['on']"),
+     ("gomaxprocs = [1]", "matrix.gomaxprocs = [1]")],
+)
+def test_bad_ablation_values(tmp_path, line, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(write(tmp_path, VALID.replace("cpus = [1]", f"cpus = [1]\n{line}")), SERVERS)
+
+
+def test_factor_values_become_server_args_and_env():
+    servers = discover_servers()
+    factors = {"output": "same", "read_buffer": 4096, "gogc": "off", "gomaxprocs": "cpus",
+               "cpus": 2}
+    go = servers["go-goroutine"]
+    assert go.start_argv(Path("/b"), 7, factors)[1:] == [
+        "--port", "7", "--output", "same", "--buffer-size", "4096"]
+    env = go.start_env(factors)
+    assert env["GOGC"] == "off" and env["GOMEMLIMIT"] and env["GOMAXPROCS"] == "2"
+    paper = {"output": "paper", "read_buffer": None, "gogc": "default", "gomaxprocs": "1",
+             "cpus": 1}
+    assert go.start_argv(Path("/b"), 7, paper)[1:] == ["--port", "7"]  # the original's run
+    assert go.start_env(paper)["GOGC"] == ""  # the runner's own GOGC never leaks in
+    assert servers["c-fork"].start_env(factors) == {}

@@ -130,3 +130,18 @@ def test_missing_compiler_is_named_with_the_install_command(tmp_path, monkeypatc
     host = LocalHost()
     with pytest.raises(BuildError, match=r"cc not found on local: install a C compiler"):
         build_server(host, server_registry.discover_servers()["c-fork"], tmp_path / "b")
+
+
+def test_ablation_factors_reach_the_server(tmp_path, build_root):
+    config = write_config(tmp_path / "abl.toml", servers=["go-goroutine"], connections=[4])
+    config.write_text(config.read_text().replace(
+        "cpus = [1]", 'cpus = [1]\noutput = ["paper", "discard"]\ngogc = ["off"]'))
+    run_dir = run_experiment("local", str(config), raw_dir=tmp_path / "raw",
+                             build_root=build_root)
+    manifest = json.loads((run_dir.path / "manifest.json").read_text())
+    assert sorted(c["factors"]["output"] for c in manifest["cells"]) == ["discard", "paper"]
+    assert all(c["status"] == "ok" and c["factors"]["gogc"] == "off" for c in manifest["cells"])
+    for cell in manifest["cells"]:
+        status = json.loads((run_dir.path / cell["id"] / "status.json").read_text())
+        assert status["server"]["env"]["GOGC"] == "off"
+        assert ("--output" in status["server"]["argv"]) == (cell["factors"]["output"] != "paper")

@@ -398,8 +398,10 @@ def test_port_option_honoured(
 
 @pytest.mark.parametrize(
     "args",
-    [["--bogus"], ["--port", "notanumber"], ["--port", "70000"], ["--port"], ["extra"]],
-    ids=["unknown-flag", "non-numeric-port", "port-out-of-range", "missing-value", "extra-arg"],
+    [["--bogus"], ["--port", "notanumber"], ["--port", "70000"], ["--port"], ["extra"],
+     ["--output", "loud"], ["--buffer-size", "0"], ["--buffer-size", "many"]],
+    ids=["unknown-flag", "non-numeric-port", "port-out-of-range", "missing-value", "extra-arg",
+         "bad-output-mode", "zero-buffer", "non-numeric-buffer"],
 )
 @pytest.mark.parametrize("name", SERVERS)
 def test_bad_arguments_give_usage_and_exit_2(
@@ -442,3 +444,50 @@ def test_port_in_use_is_a_clear_error(binaries: dict[str, Path], name: str) -> N
     assert "address already in use" in err, result.stderr
     assert f":{port}" in err and "bind" in err, result.stderr
     assert err.startswith(f"{name}: "), result.stderr
+
+
+def _send_and_close(port: int, payload: bytes) -> None:
+    sock = connect(port)
+    try:
+        for k in range(0, len(payload), 3000):
+            sock.sendall(payload[k : k + 3000])
+            time.sleep(0.005)
+        sock.shutdown(socket.SHUT_WR)
+        assert wait_closed_by_peer(sock), "server did not close"
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_output_discard_writes_nothing(binaries: dict[str, Path], tmp_path: Path,
+                                       name: str) -> None:
+    args = ["--port", str(free_port()), "--output", "discard"]
+    with running_server(binaries[name], args, tmp_path, own_group=name == "c-fork") as srv:
+        _send_and_close(srv.port, LARGE)
+        assert srv.terminate() == 0
+        assert srv.stdout_bytes() == b""
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_output_same_writes_exactly_the_bytes(binaries: dict[str, Path], tmp_path: Path,
+                                              name: str) -> None:
+    args = ["--port", str(free_port()), "--output", "same"]
+    with running_server(binaries[name], args, tmp_path, own_group=name == "c-fork") as srv:
+        _send_and_close(srv.port, AWKWARD + LARGE)
+        assert srv.terminate() == 0
+        assert srv.stdout_bytes() == AWKWARD + LARGE  # no record headers, no quoting
+
+
+@pytest.mark.parametrize(("name", "size"), [("c-fork", 1024), ("go-goroutine", 4096)])
+def test_buffer_size_bounds_every_read(binaries: dict[str, Path], tmp_path: Path, name: str,
+                                       size: int) -> None:
+    """Each server with the other's read size: records never exceed it, and some reach it."""
+    args = ["--port", str(free_port()), "--buffer-size", str(size)]
+    with running_server(binaries[name], args, tmp_path, own_group=name == "c-fork") as srv:
+        _send_and_close(srv.port, LARGE)
+        assert srv.terminate() == 0
+        data = srv.stdout_bytes()
+    parse = parse_c_records if name == "c-fork" else parse_go_records
+    records = parse(data, max_read=size)
+    assert b"".join(records) == LARGE
+    assert max(len(r) for r in records) > (1024 if name == "go-goroutine" else 512)

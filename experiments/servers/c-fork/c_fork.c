@@ -4,7 +4,7 @@
    child reads from its client until end-of-file and reports every read on
    stdout (see client.c).
 
-   Usage: c-fork [--port N | -p N]
+   Usage: c-fork [--port N | -p N] [--output MODE] [--buffer-size N]
 
    SIGTERM (or SIGINT) terminates the server and all of its children.
 */
@@ -25,14 +25,15 @@
 int
 main(int argc, char *argv[])
 {
-    int lfd, cfd, port, boundPort;
+    int lfd, cfd, boundPort;
+    struct ServerOptions opts;
     sigset_t prevMask;
     pid_t pid;
 
-    port = parseOptions(argc, argv);
+    parseOptions(argc, argv, &opts);
 
     becomeProcessGroupLeader();
-    lfd = inetListen(port, SOMAXCONN, &boundPort);
+    lfd = inetListen(opts.port, SOMAXCONN, &boundPort);
     installServerHandlers();
 
     /* stderr is unbuffered; nothing is ever written to stdout by the
@@ -61,7 +62,7 @@ main(int argc, char *argv[])
             resetChildSignals(&prevMask);
             if (close(lfd) == -1)   /* Not needed in the child */
                 errExit("close");
-            handleClient(cfd);      /* Does not return */
+            handleClient(cfd, &opts);   /* Does not return */
         } else {                    /* Parent */
             if (close(cfd) == -1) { /* The child has its own copy */
                 errMsg("close");

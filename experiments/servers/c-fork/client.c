@@ -13,16 +13,24 @@
 #include "client.h"
 #include "error_functions.h"
 
-#define BUF_SIZE 4096
-
 void
-handleClient(int cfd)
+handleClient(int cfd, const struct ServerOptions *opts)
 {
-    char buf[BUF_SIZE];
+    char *buf;
     ssize_t numRead;
 
+    buf = malloc(opts->bufSize);
+    if (buf == NULL)
+        errExit("malloc");
+
+    /* setvbuf() must come before any output on the stream; this child has
+       written nothing yet. */
+    if (opts->output == OUTPUT_SAME &&
+            setvbuf(stdout, NULL, _IOFBF, SAME_BUF_SIZE) != 0)
+        errExit("setvbuf");
+
     for (;;) {
-        numRead = read(cfd, buf, BUF_SIZE);
+        numRead = read(cfd, buf, opts->bufSize);
         if (numRead == 0)
             break;                  /* End-of-file: client closed */
         if (numRead == -1) {
@@ -33,9 +41,12 @@ handleClient(int cfd)
             errExit("read");        /* Flushes stdout, then exits */
         }
 
-        /* The buffer is not a string: write exactly the bytes read. */
-        if (printf("%ld Bytes received from client.", (long) numRead) < 0)
+        if (opts->output == OUTPUT_DISCARD)
+            continue;
+        if (opts->output == OUTPUT_PAPER &&
+                printf("%ld Bytes received from client.", (long) numRead) < 0)
             errExit("printf");
+        /* The buffer is not a string: write exactly the bytes read. */
         if (fwrite(buf, 1, (size_t) numRead, stdout) != (size_t) numRead)
             errExit("fwrite");
     }

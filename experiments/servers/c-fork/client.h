@@ -6,10 +6,12 @@
 #define CLIENT_H
 
 #include "error_functions.h"        /* NORETURN */
+#include "options.h"
 
-/* Read from 'cfd' until end-of-file. For every read(), write through
-   stdio to stdout the text "<n> Bytes received from client." followed by
-   the n bytes received. At end-of-file, flush stdout and _exit(). */
-void handleClient(int cfd) NORETURN;
+/* Read from 'cfd' until end-of-file, 'opts->bufSize' bytes at a time. For
+   every read(), write to stdout what 'opts->output' says (OUTPUT_PAPER: the
+   text "<n> Bytes received from client." followed by the n bytes received,
+   through stdio). At end-of-file, flush stdout and _exit(). */
+void handleClient(int cfd, const struct ServerOptions *opts) NORETURN;
 
 #endif

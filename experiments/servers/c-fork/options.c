@@ -2,7 +2,8 @@
 
    Command-line parsing for the c-fork server. Accepted forms:
 
-       -p N   -pN   --port N   --port=N   -h   --help   --
+       -p N   -pN   --port N   --port=N   --output MODE   --output=MODE
+       --buffer-size N   --buffer-size=N   -h   --help   --
 
    getopt() is not used because POSIX getopt() has no long options.
 */
@@ -18,10 +19,16 @@
 void
 printUsage(FILE *stream)
 {
-    fprintf(stream, "Usage: %s [--port N | -p N]\n"
-            "  -p, --port N   TCP port to listen on (default %d; 0 = any)\n"
-            "  -h, --help     show this help and exit\n",
-            PROGRAM_NAME, DEFAULT_PORT);
+    fprintf(stream, "Usage: %s [--port N | -p N] [--output MODE] "
+            "[--buffer-size N]\n"
+            "  -p, --port N         TCP port to listen on (default %d; 0 = any)\n"
+            "      --output MODE    paper (default: the original's record per "
+            "read),\n"
+            "                       discard (no output), same (the bytes only, "
+            "%d-byte buffer)\n"
+            "      --buffer-size N  bytes per read() (default %d)\n"
+            "  -h, --help           show this help and exit\n",
+            PROGRAM_NAME, DEFAULT_PORT, SAME_BUF_SIZE, DEFAULT_BUF_SIZE);
 }
 
 /* Convert 'str' to a port number; any trailing garbage, sign or value
@@ -43,11 +50,43 @@ parsePort(const char *str)
     return (int) val;
 }
 
-int
-parseOptions(int argc, char *argv[])
+static enum OutputMode
+parseOutput(const char *str)
 {
-    int port = DEFAULT_PORT;
+    if (strcmp(str, "paper") == 0)
+        return OUTPUT_PAPER;
+    if (strcmp(str, "discard") == 0)
+        return OUTPUT_DISCARD;
+    if (strcmp(str, "same") == 0)
+        return OUTPUT_SAME;
+    usageErr("invalid output mode '%s' (paper, discard or same)", str);
+}
+
+static size_t
+parseBufSize(const char *str)
+{
+    char *endptr;
+    long val;
+
+    if (*str < '0' || *str > '9')
+        usageErr("invalid buffer size '%s'", str);
+
+    errno = 0;
+    val = strtol(str, &endptr, 10);
+    if (errno != 0 || *endptr != '\0' || val < 1 || val > MAX_BUF_SIZE)
+        usageErr("invalid buffer size '%s' (1 to %d)", str, MAX_BUF_SIZE);
+
+    return (size_t) val;
+}
+
+void
+parseOptions(int argc, char *argv[], struct ServerOptions *opts)
+{
     int j;
+
+    opts->port = DEFAULT_PORT;
+    opts->output = OUTPUT_PAPER;
+    opts->bufSize = DEFAULT_BUF_SIZE;
 
     for (j = 1; j < argc; j++) {
         const char *arg = argv[j];
@@ -58,12 +97,24 @@ parseOptions(int argc, char *argv[])
         } else if (strcmp(arg, "-p") == 0 || strcmp(arg, "--port") == 0) {
             if (j + 1 >= argc)
                 usageErr("option '%s' requires an argument", arg);
-            port = parsePort(argv[++j]);
+            opts->port = parsePort(argv[++j]);
         } else if (strncmp(arg, "--port=", 7) == 0) {
-            port = parsePort(arg + 7);
+            opts->port = parsePort(arg + 7);
         } else if (strncmp(arg, "-p", 2) == 0 && arg[2] >= '0' &&
                    arg[2] <= '9') {
-            port = parsePort(arg + 2);
+            opts->port = parsePort(arg + 2);
+        } else if (strcmp(arg, "--output") == 0) {
+            if (j + 1 >= argc)
+                usageErr("option '%s' requires an argument", arg);
+            opts->output = parseOutput(argv[++j]);
+        } else if (strncmp(arg, "--output=", 9) == 0) {
+            opts->output = parseOutput(arg + 9);
+        } else if (strcmp(arg, "--buffer-size") == 0) {
+            if (j + 1 >= argc)
+                usageErr("option '%s' requires an argument", arg);
+            opts->bufSize = parseBufSize(argv[++j]);
+        } else if (strncmp(arg, "--buffer-size=", 14) == 0) {
+            opts->bufSize = parseBufSize(arg + 14);
         } else if (strcmp(arg, "--") == 0) {
             if (j + 1 < argc)
                 usageErr("unexpected argument '%s'", argv[j + 1]);
@@ -74,6 +125,4 @@ parseOptions(int argc, char *argv[])
             usageErr("unexpected argument '%s'", arg);
         }
     }
-
-    return port;
 }
