@@ -99,7 +99,8 @@ def build(c, provider="local", config="quick", resume=None, dry_run=False):
     plan = plan_run(config, resume)
     servers = discover_servers()
     lab = get_provider(provider).lab()
-    result = build_all(lab.server, [servers[name] for name in plan.config.servers])
+    needed = dict.fromkeys(cell.server for cell in plan.cells)
+    result = build_all(lab.server, [servers[name] for name in needed])
     for name, binary in result.server_binaries.items():
         console.print(f"{name}: {binary}")
     console.print(f"load generator: {result.loadgen_binary}")

@@ -17,6 +17,7 @@ from experiments.config import ExperimentConfig
 from experiments.server_registry import FACTOR_DEFAULTS, NOT_APPLICABLE
 
 WORKLOAD_SINK = "sink"
+WORKLOAD_CHAT = "chat"
 
 
 @dataclass(frozen=True)
@@ -86,5 +87,31 @@ def plan_cells(config: ExperimentConfig, server_factors: dict[str, set[str]] | N
                 }
                 if factors not in factor_sets:
                     factor_sets.append(factors)
+    if config.chat is not None:
+        factor_sets += _chat_factor_sets(config)
     random.Random(config.seed).shuffle(factor_sets)
     return [Cell(cell_id(f), order, f) for order, f in enumerate(factor_sets)]
+
+
+def _chat_factor_sets(config: ExperimentConfig) -> list[dict[str, Any]]:
+    chat = config.chat
+    assert chat is not None
+    return [
+        {
+            "server": server,
+            "workload": WORKLOAD_CHAT,
+            "connections": connections,
+            "bandwidth_bps": None,
+            "message": None,
+            "message_rate": chat.message_rate,
+            "message_size": chat.message_size,
+            "history": chat.history,
+            "cpus": cpus,
+            **{name: NOT_APPLICABLE for name in FACTOR_DEFAULTS},
+            "repetition": repetition,
+        }
+        for repetition in range(1, config.repetitions + 1)
+        for server in chat.servers
+        for connections in chat.connections
+        for cpus in config.cpus
+    ]

@@ -26,6 +26,17 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ChatSweep:
+    """The chat workload: connections that authenticate, then send lines at a fixed rate."""
+
+    servers: tuple[str, ...]
+    connections: tuple[int, ...]
+    message_rate: float
+    message_size: int
+    history: int
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     path: Path
     name: str
@@ -49,6 +60,8 @@ class ExperimentConfig:
     read_buffer: tuple[int | None, ...] = (None,)
     gogc: tuple[str, ...] = ("default",)
     gomaxprocs: tuple[str, ...] = ("cpus",)
+    chat: ChatSweep | None = None
+
 
     @property
     def load_duration_s(self) -> float:
@@ -80,6 +93,13 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "read_buffer": 'a non-empty list of integers 1-1048576 or "default"',
         "gogc": "a non-empty list of: default, off",
         "gomaxprocs": 'a non-empty list of: cpus, "1"',
+    },
+    "chat": {
+        "servers": "a non-empty list of chat server names",
+        "connections": "a non-empty list of integers >= 1",
+        "message_rate": "a number > 0 (lines per second per connection)",
+        "message_size": "an integer 32-4096 (bytes per line, newline included)",
+        "history": "an integer >= 0 (lines a client gets on connecting)",
     },
 }
 
@@ -163,8 +183,9 @@ class _Checker:
         return tuple(value)
 
 
-def load_config(config: str | Path, known_servers: set[str] | None = None) -> ExperimentConfig:
-    """Parse and validate; ``known_servers`` (from the server registry) checks server names."""
+def load_config(config: str | Path, known_servers: set[str] | None = None,
+                known_chat_servers: set[str] | None = None) -> ExperimentConfig:
+    """Parse and validate; the known server sets (from the registry) check server names."""
     path = resolve_config_path(config)
     content = path.read_bytes()
     try:
@@ -217,6 +238,7 @@ def load_config(config: str | Path, known_servers: set[str] | None = None) -> Ex
                 )
 
     return ExperimentConfig(
+        chat=_chat_sweep(check, known_chat_servers) if "chat" in data else None,
         path=path,
         name=name,
         raw=data,
@@ -239,4 +261,25 @@ def load_config(config: str | Path, known_servers: set[str] | None = None) -> Ex
         read_buffer=check.buffer_list(),
         gogc=check.choice_list("gogc", ("default", "off"), ("default",)),
         gomaxprocs=check.choice_list("gomaxprocs", ("cpus", "1"), ("cpus",)),
+    )
+
+
+def _chat_sweep(check: _Checker, known: set[str] | None) -> ChatSweep:
+    servers = check.get("chat", "servers")
+    if not isinstance(servers, list) or not servers or not all(isinstance(s, str) for s in servers):
+        raise check.fail("chat.servers", servers, _SCHEMA["chat"]["servers"])
+    for server in servers:
+        if known is not None and server not in known:
+            raise check.fail("chat.servers", server,
+                             f"a known chat server ({', '.join(sorted(known))})")
+    rate = check.get("chat", "message_rate")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+        raise check.fail("chat.message_rate", rate, _SCHEMA["chat"]["message_rate"])
+    size = check.integer("chat", "message_size", minimum=32, maximum=4096, default=64)
+    return ChatSweep(
+        servers=tuple(servers),
+        connections=check.int_list("chat", "connections"),
+        message_rate=float(rate),
+        message_size=size,
+        history=check.integer("chat", "history", minimum=0, default=7),
     )

@@ -69,15 +69,16 @@ def new_run_id(config: ExperimentConfig) -> str:
 
 
 def plan_run(config_name: str, resume: str | None, raw_dir: Path = RAW_DIR) -> RunPlan:
-    known = set(discover_servers())
+    servers = discover_servers()
+    known = {n for n, s in servers.items() if s.workload == "sink"}
+    known_chat = {n for n, s in servers.items() if s.workload == "chat"}
     if resume:
         run_dir = RunDir.open(resume, raw_dir)
-        config = load_config(run_dir.path / "config.toml", known)
+        config = load_config(run_dir.path / "config.toml", known, known_chat)
         manifest = run_dir.read_manifest()
         cells = [Cell(c["id"], c["order"], c["factors"]) for c in manifest["cells"]]
         return RunPlan(config, [c for c in cells if not run_dir.is_complete(c.id)], run_dir)
-    config = load_config(config_name, known)
-    servers = discover_servers()
+    config = load_config(config_name, known, known_chat)
     return RunPlan(config, plan_cells(config, {n: s.factors for n, s in servers.items()}), None)
 
 
@@ -132,7 +133,7 @@ def run_experiment(provider_name: str, config_name: str, resume: str | None = No
     plan = plan_run(config_name, resume, raw_dir)
     lab = get_provider(provider_name).lab()
     servers = discover_servers()
-    wanted = [servers[name] for name in plan.config.servers]
+    wanted = [servers[name] for name in dict.fromkeys(c.server for c in plan.cells)]
 
     if plan.config.generator == "tcpkali" and loadgens.find_tcpkali() is None:
         raise RunAborted("loadgen = 'tcpkali' in the config, but no tcpkali is on PATH: "

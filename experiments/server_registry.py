@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 SERVERS_DIR = Path(__file__).resolve().parent / "servers"
+CHAT_DIR = Path(__file__).resolve().parent / "chat"
+WORKLOADS = ("sink", "chat")
 LANGUAGES = ("c", "go")
 # The paper-faithful value of every experiment factor a server may take (the ablations).
 FACTOR_DEFAULTS: dict[str, Any] = {
@@ -33,6 +35,7 @@ class ServerDescriptor:
     build_command: tuple[str, ...]
     binary_template: str
     run_args: tuple[str, ...]
+    workload: str = "sink"
     factor_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
     factor_env: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -48,9 +51,11 @@ class ServerDescriptor:
     def binary(self, build_dir: Path) -> Path:
         return Path(self.binary_template.format(build_dir=build_dir))
 
-    def start_argv(self, build_dir: Path, port: int, factors: dict[str, Any] | None = None
-                   ) -> list[str]:
-        argv = [str(self.binary(build_dir))] + [a.format(port=port) for a in self.run_args]
+    def start_argv(self, build_dir: Path, port: int, factors: dict[str, Any] | None = None,
+                   **values: Any) -> list[str]:
+        """The command line; ``values`` fill the workload's placeholders (chat: key_file, ...)."""
+        argv = [str(self.binary(build_dir))]
+        argv += [a.format(port=port, **values) for a in self.run_args]
         for name, template in self.factor_args.items():
             value = (factors or {}).get(name, FACTOR_DEFAULTS.get(name))
             if value not in (FACTOR_DEFAULTS.get(name), NOT_APPLICABLE):
@@ -78,6 +83,7 @@ def load_descriptor(path: Path) -> ServerDescriptor:
             build_command=tuple(build["command"]),
             binary_template=build["binary"],
             run_args=tuple(run["args"]),
+            workload=data.get("workload", "sink"),
             factor_args={k: tuple(v) for k, v in run.get("factor_args", {}).items()},
             factor_env=run.get("factor_env", {}),
             env=run.get("env", {}),
@@ -88,6 +94,10 @@ def load_descriptor(path: Path) -> ServerDescriptor:
         raise DescriptorError(
             f"{path}: language = {descriptor.language!r}: expected one of {', '.join(LANGUAGES)}"
         )
+    if descriptor.workload not in WORKLOADS:
+        raise DescriptorError(
+            f"{path}: workload = {descriptor.workload!r}: expected one of {', '.join(WORKLOADS)}"
+        )
     if not any("{port}" in a for a in descriptor.run_args):
         raise DescriptorError(f"{path}: run.args must pass the port ({{port}})")
     unknown = descriptor.factors - set(FACTOR_DEFAULTS)
@@ -97,9 +107,13 @@ def load_descriptor(path: Path) -> ServerDescriptor:
     return descriptor
 
 
-def discover_servers(servers_dir: Path | None = None) -> dict[str, ServerDescriptor]:
+def discover_servers(servers_dir: Path | None = None, chat_dir: Path | None = None
+                     ) -> dict[str, ServerDescriptor]:
+    """Every server under test: the sink servers and the chat servers, by name."""
     servers = {}
-    for path in sorted((servers_dir or SERVERS_DIR).glob("*/server.toml")):
+    paths = sorted((servers_dir or SERVERS_DIR).glob("*/server.toml"))
+    paths += sorted((chat_dir or CHAT_DIR).glob("*/server.toml"))
+    for path in paths:
         descriptor = load_descriptor(path)
         servers[descriptor.name] = descriptor
     return servers
