@@ -20,6 +20,7 @@ console = Console()
 
 # data/, build/ and paper/ are relative to the project root wherever invoke is called from;
 # tests point PAPAYA_WORKDIR elsewhere to keep their runs out of the project's data/.
+CALLER_DIR = os.getcwd()  # where invoke was called from (`invoke chat` resolves paths there)
 os.chdir(os.environ.get("PAPAYA_WORKDIR", Path(__file__).resolve().parent))
 
 COMMON_HELP = {
@@ -150,3 +151,61 @@ def destroy(c, provider="local", config="quick", resume=None, dry_run=False):
 
     removed = get_provider(provider).destroy()
     console.print("removed: " + (", ".join(removed) if removed else "nothing to remove"))
+
+
+@task(help={
+    "host": "chat server host (default: client.toml's host, else 127.0.0.1)",
+    "port": "chat server port (default: client.toml's port)",
+    "user": "your name in the chat (default: client.toml's username, else your login)",
+    "key_file": "the shared key file, mode 600 (default: ~/.config/papaya/chat.key)",
+    "config": "client settings file (default: ~/.config/papaya/client.toml)",
+    "send": "send this one message and exit instead of opening the chat window",
+})
+def chat(c, host=None, port=None, user=None, key_file=None, config=None, send=None):
+    """Open the chat client (papaya-chat): messages above, input below, /quit or Ctrl-D leaves."""
+    from experiments.chat.client.__main__ import main
+
+    argv = []
+    for option, value in (("--host", host), ("--port", port), ("--user", user),
+                          ("--key-file", key_file), ("--config", config), ("--send", send)):
+        if value is not None:
+            if option in ("--key-file", "--config"):
+                value = os.path.join(CALLER_DIR, os.path.expanduser(str(value)))
+            argv += [option, str(value)]
+    code = main(argv)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    iterable=["file"],
+    help={
+        "file": "a top batch log (FreeBSD `top -CIbtu -s 0.5` or procps `top -b -d 0.5`); "
+                "repeat --file per log, each becomes one repetition",
+        "server": "the server the logs measured (c-fork, go-goroutine, ...); required",
+        "connections": "client connections during the logs; required, >= 1",
+        "cpus": "CPUs the server had; required, >= 1",
+        "run_id": "append to this imported run (never to a measured one); default: a new run",
+        "command": "COMMAND name of the server's rows in top (default: the server's binary "
+                   "name); the original study's binary was server.bin, so usually needed",
+        "paper_compatible": "record the original cleaning rule: the analysis drops screens "
+                            "without the server (default: such a screen is a 0% sample)",
+        "interval": "seconds between screens (top's -s / -d)",
+        "warmup": "seconds at the start flagged as warm-up (left out of the statistics)",
+    },
+)
+@_clear_errors
+def import_top(c, file=None, server=None, connections=0, cpus=0, run_id=None, command=None,
+               paper_compatible=False, interval=0.5, warmup=0.0):
+    """Turn legacy `top` logs into cells of an imported run under data/raw/ (all or nothing)."""
+    from experiments.importers import TopImportError
+    from experiments.importers import import_top as run_import
+
+    try:
+        result = run_import(list(file or []), server=server or "", connections=connections,
+                            cpus=cpus, run_id=run_id, command=command,
+                            paper_compatible=paper_compatible, interval_s=interval,
+                            warmup_s=warmup, base_dirs=[Path(CALLER_DIR)])
+    except TopImportError as error:
+        raise Exit(str(error), code=1) from error
+    console.print(result.describe(), markup=False, highlight=False, soft_wrap=True)

@@ -8,7 +8,10 @@ from typing import Any
 NOT_AVAILABLE = "n/a"
 
 # Decimals per kind of quantity; one place to change if the paper needs more precision.
-DIGITS = {"cpu": 2, "cv": 3, "ratio": 2, "pct": 1, "seconds": 2, "gib": 1}
+DIGITS = {"cpu": 2, "cv": 3, "ratio": 2, "pct": 1, "seconds": 2, "gib": 1, "p": 3, "g": 2,
+          "slope": 3, "exponent": 2, "ctx": 1, "acf": 2, "stat": 2, "period": 1, "share": 2,
+          "ms": 2}
+P_FLOOR = 0.001  # p-values below this print as "<0.001": more digits claim false precision
 
 
 def is_missing(value: Any) -> bool:
@@ -19,7 +22,8 @@ def fmt(value: Any, kind: str) -> str:
     """``value`` with the decimals for ``kind``; "n/a" for a missing value (e.g. one rep)."""
     if is_missing(value):
         return NOT_AVAILABLE
-    return f"{float(value):.{DIGITS[kind]}f}"
+    text = f"{float(value):.{DIGITS[kind]}f}"
+    return text.lstrip("-") if float(text) == 0 else text  # never "-0.00"
 
 
 def fmt_plain(value: float) -> str:
@@ -44,3 +48,26 @@ def fmt_bandwidth(bits_per_second: float) -> str:
         if abs(bits_per_second) >= factor:
             return f"{bits_per_second / factor:g} {unit}"
     return f"{bits_per_second:g} bit/s"
+
+
+def fmt_p(value: Any) -> str:
+    """A p-value with three decimals, "<0.001" below that, "n/a" when not computed."""
+    if is_missing(value):
+        return NOT_AVAILABLE
+    return f"<{P_FLOOR:g}" if float(value) < P_FLOOR else f"{float(value):.{DIGITS['p']}f}"
+
+
+def fmt_interval(low: Any, high: Any, kind: str) -> str:
+    """"[low, high]" or "n/a" when either bound is missing."""
+    if is_missing(low) or is_missing(high):
+        return NOT_AVAILABLE
+    return f"[{fmt(low, kind)}, {fmt(high, kind)}]"
+
+
+def fmt_int(value: Any) -> str:
+    return NOT_AVAILABLE if is_missing(value) else str(int(value))
+
+
+def fmt_percent(value: Any, kind: str = "pct") -> str:
+    """A fraction as a percentage: 0.253 -> "25.3"."""
+    return NOT_AVAILABLE if is_missing(value) else fmt(100 * float(value), kind)

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.factors import CORE_FACTORS, extra_factor_names, extra_value
 
 MANIFEST = "manifest.json"
 STATUS = "status.json"
@@ -22,9 +23,9 @@ TRACE = "trace.csv"
 LOADGEN = "loadgen.json"
 
 # The factor columns copied from the manifest onto every sample and cell row, so that each
-# frame can be grouped without joining back to the manifest.
-FACTOR_COLUMNS = ("server", "workload", "connections", "bandwidth_bps", "message", "cpus",
-                  "repetition")
+# frame can be grouped without joining back to the manifest. Ablation factors found in the
+# manifest (RawRun.extra_factors) follow them.
+FACTOR_COLUMNS = CORE_FACTORS
 
 TRACE_COLUMNS = (
     "t_unix", "t_rel_s", "warmup", "cpu_pct", "user_pct", "system_pct",
@@ -47,10 +48,20 @@ class RawRun:
     samples: pd.DataFrame  # one row per trace sample of every completed cell, factors added
     failed: pd.DataFrame  # cells the manifest marks "failed": id, factors, reason
     pending: pd.DataFrame  # cells the manifest still marks "pending" (run stopped or running)
+    extra_factors: tuple[str, ...] = ()  # ablation factors beyond FACTOR_COLUMNS, as text
 
     @property
     def host(self) -> dict[str, Any]:
         return primary_host(self.manifest)
+
+    @property
+    def factor_columns(self) -> tuple[str, ...]:
+        return (*FACTOR_COLUMNS, *self.extra_factors)
+
+    @property
+    def imported(self) -> bool:
+        """Data converted from legacy logs (`invoke import-top`), not measured by the runner."""
+        return self.manifest.get("source") == "imported"
 
 
 def _read_json(path: Path) -> Any:
@@ -136,14 +147,24 @@ def latest_run_id(data_dir: Path) -> str:
     return max(candidates)[1]
 
 
+def _factor_values(factors: dict[str, Any], extras: list[str]) -> dict[str, Any]:
+    values = {k: factors.get(k) for k in FACTOR_COLUMNS}
+    values.update({k: extra_value(factors.get(k)) for k in extras})
+    return values
+
+
+LATENCY_QUANTILES = ("p50", "p90", "p99", "p999", "max")
+
+
 def _cell_row(
-    manifest_cell: dict[str, Any], status: dict[str, Any], loadgen: dict[str, Any]
+    manifest_cell: dict[str, Any], status: dict[str, Any], loadgen: dict[str, Any],
+    extras: list[str],
 ) -> dict[str, Any]:
     factors = {**manifest_cell["factors"], **(status.get("factors") or {})}
     tracer = status.get("tracer") or {}
     conns = loadgen.get("connections") or {}
     row: dict[str, Any] = {"cell_id": manifest_cell["id"], "order": manifest_cell.get("order")}
-    row.update({k: factors.get(k) for k in FACTOR_COLUMNS})
+    row.update(_factor_values(factors, extras))
     row.update(
         {
             "started_at": status.get("started_at"),
@@ -157,6 +178,7 @@ def _cell_row(
             "tracer_cpu_seconds": tracer.get("cpu_seconds"),
             "tracer_samples": tracer.get("samples"),
             "loadgen_tool": loadgen.get("tool"),
+            "loadgen_target": loadgen.get("target"),
             "load_duration_s": loadgen.get("duration_s"),
             "connections_requested": conns.get("requested"),
             "connections_opened": conns.get("opened"),
@@ -165,6 +187,12 @@ def _cell_row(
             "target_bandwidth_bps": loadgen.get("target_bandwidth_bps"),
             "aggregate_bandwidth_bps": loadgen.get("aggregate_bandwidth_bps"),
             "loadgen_errors": len(loadgen.get("errors") or []),
+            # The chat workload's delivery figures (null for sink cells).
+            "lines_sent": loadgen.get("lines_sent"),
+            "lines_expected": loadgen.get("lines_expected"),
+            "lines_received": loadgen.get("lines_received"),
+            **{f"latency_{name}_s": (loadgen.get("latency_s") or {}).get(name)
+               for name in LATENCY_QUANTILES},
         }
     )
     return row
@@ -183,13 +211,12 @@ def _read_trace(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _factor_frame(cells: list[dict[str, Any]]) -> pd.DataFrame:
+def _factor_frame(cells: list[dict[str, Any]], extras: list[str]) -> pd.DataFrame:
     rows = [
-        {"cell_id": c["id"], **{k: c["factors"].get(k) for k in FACTOR_COLUMNS},
-         "reason": c.get("reason")}
+        {"cell_id": c["id"], **_factor_values(c["factors"], extras), "reason": c.get("reason")}
         for c in cells
     ]
-    return pd.DataFrame(rows, columns=["cell_id", *FACTOR_COLUMNS, "reason"])
+    return pd.DataFrame(rows, columns=["cell_id", *FACTOR_COLUMNS, *extras, "reason"])
 
 
 def load_run(data_dir: Path, run_id: str) -> RawRun:
@@ -202,6 +229,7 @@ def load_run(data_dir: Path, run_id: str) -> RawRun:
     if not run_dir.is_dir():
         raise RawDataError(f"{run_dir}: no such run directory")
     manifest = read_manifest(run_dir)
+    extras = extra_factor_names(c["factors"] for c in manifest["cells"])
 
     cell_rows: list[dict[str, Any]] = []
     traces: list[pd.DataFrame] = []
@@ -215,21 +243,24 @@ def load_run(data_dir: Path, run_id: str) -> RawRun:
                 f"{cell_dir / STATUS}: status is {status.get('status')!r} "
                 f"but {run_dir / MANIFEST} says 'ok'"
             )
-        row = _cell_row(manifest_cell, status, _read_object(cell_dir / LOADGEN))
+        # Imported top logs carry no load data: no loadgen.json, achieved load NaN.
+        imported = manifest.get("source") == "imported" and not (cell_dir / LOADGEN).exists()
+        loadgen = {} if imported else _read_object(cell_dir / LOADGEN)
+        row = _cell_row(manifest_cell, status, loadgen, extras)
         trace = _read_trace(cell_dir / TRACE)
         trace.insert(0, "cell_id", row["cell_id"])
-        for position, column in enumerate(FACTOR_COLUMNS, start=1):
+        for position, column in enumerate((*FACTOR_COLUMNS, *extras), start=1):
             trace.insert(position, column, row[column])
         cell_rows.append(row)
         traces.append(trace)
 
     cells = pd.DataFrame(cell_rows)
     samples = pd.concat(traces, ignore_index=True) if traces else pd.DataFrame(
-        columns=["cell_id", *FACTOR_COLUMNS, *TRACE_COLUMNS]
+        columns=["cell_id", *FACTOR_COLUMNS, *extras, *TRACE_COLUMNS]
     )
-    failed = _factor_frame([c for c in manifest["cells"] if c.get("status") == "failed"])
+    failed = _factor_frame([c for c in manifest["cells"] if c.get("status") == "failed"], extras)
     pending = _factor_frame(
-        [c for c in manifest["cells"] if c.get("status") not in ("ok", "failed")]
+        [c for c in manifest["cells"] if c.get("status") not in ("ok", "failed")], extras
     )
     return RawRun(
         run_id=run_id,
@@ -239,4 +270,5 @@ def load_run(data_dir: Path, run_id: str) -> RawRun:
         samples=samples,
         failed=failed,
         pending=pending,
+        extra_factors=tuple(extras),
     )

@@ -9,7 +9,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import figures, html, latex, paper_build, runfacts, summary
+from analysis import figures, html, inference, latex, paper_build, runfacts
 from analysis.errors import AnalysisError
 from analysis.rawdata import RawDataError, latest_run_id, load_run
 
@@ -21,7 +21,7 @@ class ReportOutputs:
     processed_dir: Path
     tables: list[Path]  # CSVs under data/processed/<run-id>/
     figures: list[Path]  # PDF and PNG under paper/generated/figures/
-    generated: list[Path]  # macros.tex, table_summary.tex, traces.tex
+    generated: list[Path]  # macros.tex, table_*.tex, traces.tex, method/threats/ablation.tex
     html: Path
     pdf: Path | None  # None when TeX is not installed or build_pdf=False
 
@@ -57,15 +57,15 @@ def build_report(
             f"{run.raw_dir}: no completed (ok) cell to report on "
             f"({len(run.failed)} failed, {len(run.pending)} pending)"
         )
-    stats = summary.summarize(run)
+    results = inference.analyse(run)
     processed_dir = data_dir / "processed" / run_id
-    tables = summary.write_processed(run, stats, processed_dir)
-    facts = runfacts.collect(run, stats)
+    tables = inference.write_processed(run, results, processed_dir)
+    facts = runfacts.collect(run, results.summary)
 
     generated_dir = paper_dir / "generated"
-    figure_paths = figures.draw_all(run, stats, generated_dir / "figures")
-    generated = latex.write_generated(stats, facts, generated_dir)
-    html_path = html.write_report(run, stats, facts, figure_paths,
+    figure_paths = figures.draw_all(run, results, generated_dir / "figures")
+    generated = latex.write_generated(run, results, facts, generated_dir)
+    html_path = html.write_report(run, results, facts, figure_paths,
                                   paper_dir / "build" / "report.html")
     pdf = paper_build.build_pdf(paper_dir) if build_pdf else None
     return ReportOutputs(

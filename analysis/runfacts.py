@@ -6,13 +6,15 @@ Computed once here so the two outputs cannot disagree about, say, how many cells
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from analysis import cleaning
 from analysis.rawdata import MANIFEST, RawRun
 from analysis.summary import Summary
 
@@ -59,6 +61,18 @@ class RunFacts:
     tracer_cpu_seconds_mean: float
     tracer_cpu_seconds_max: float
     tracer_cpu_pct_max: float
+    tracer_cpu_pct_mean: float = math.nan
+    seed: str = UNKNOWN
+    network_path: str = UNKNOWN  # "loopback", "network", or unknown (no load generator data)
+    load_targets: tuple[str, ...] = ()
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    imported: bool = False
+    imported_files: tuple[tuple[str, str], ...] = ()  # (path as given, sha256)
+    cleaning_rule: str = cleaning.ALL_SAMPLES
+    no_match_screens: int = 0
+    repetitions_min: int = 0
+    block_length_min: float = math.nan
+    block_length_max: float = math.nan
 
 
 def _distinct(series: pd.Series) -> tuple[Any, ...]:
@@ -81,6 +95,36 @@ def _planned(planned: list[dict[str, Any]], factor: str) -> list[Any]:
     return sorted({c["factors"][factor] for c in planned if c["factors"].get(factor) is not None})
 
 
+def _network_path(targets: tuple[str, ...]) -> str:
+    """"loopback" when every load went to a loopback address, "network" when none did."""
+    if not targets:
+        return UNKNOWN
+    kinds = set()
+    for target in targets:
+        host = target.rsplit(":", 1)[0].strip("[]")
+        try:
+            kinds.add("loopback" if ipaddress.ip_address(host).is_loopback else "network")
+        except ValueError:
+            kinds.add("loopback" if host == "localhost" else "network")
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _imported_files(manifest: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    files = []
+    for record in manifest.get("imports") or []:
+        for item in record.get("files") or []:
+            files.append((str(item.get("path")), str(item.get("sha256"))))
+    return tuple(files)
+
+
+def _isolation(manifest: dict[str, Any], cells: pd.DataFrame) -> str:
+    """The manifest's CPU isolation, else the cells' (imported runs record none)."""
+    if manifest.get("cpu_isolation"):
+        return str(manifest["cpu_isolation"])
+    values = _distinct(cells["cpu_isolation"]) if "cpu_isolation" in cells else ()
+    return ", ".join(str(v) for v in values) if values else UNKNOWN
+
+
 def collect(run: RawRun, summary: Summary) -> RunFacts:
     manifest = run.manifest
     host = run.host
@@ -90,6 +134,8 @@ def collect(run: RawRun, summary: Summary) -> RunFacts:
     planned = manifest["cells"]
     commit = git.get("commit")
     dirty = git.get("dirty")
+    targets = tuple(str(t) for t in _distinct(cells["loadgen_target"])) if (
+        "loadgen_target" in cells and not cells.empty) else ()
     return RunFacts(
         run_id=run.run_id,
         raw_dir=str(run.raw_dir.resolve()),
@@ -107,7 +153,7 @@ def collect(run: RawRun, summary: Summary) -> RunFacts:
         cc=_text(tools.get("cc") or host.get("cc")),
         go=_text(tools.get("go") or host.get("go")),
         loadgen=_text(tools.get("loadgen")),
-        cpu_isolation=_text(manifest.get("cpu_isolation")),
+        cpu_isolation=_isolation(manifest, cells),
         server_cpu_list=_distinct(cells["server_cpus"]) if not cells.empty else (),
         cells_planned=len(planned),
         cells_planned_per_server=dict(Counter(c["factors"].get("server") for c in planned)),
@@ -133,4 +179,16 @@ def collect(run: RawRun, summary: Summary) -> RunFacts:
         tracer_cpu_seconds_mean=_number(cells.get("tracer_cpu_seconds", pd.Series()), "mean"),
         tracer_cpu_seconds_max=_number(cells.get("tracer_cpu_seconds", pd.Series()), "max"),
         tracer_cpu_pct_max=_number(cells.get("tracer_cpu_pct", pd.Series()), "max"),
+        tracer_cpu_pct_mean=_number(cells.get("tracer_cpu_pct", pd.Series()), "mean"),
+        seed=_text(manifest.get("seed")),
+        network_path=_network_path(targets),
+        load_targets=targets,
+        hosts={str(k): v or {} for k, v in (manifest.get("hosts") or {}).items()},
+        imported=run.imported,
+        imported_files=_imported_files(manifest),
+        cleaning_rule=summary.rule,
+        no_match_screens=cleaning.no_match_count(run.samples),
+        repetitions_min=int(summary.groups["n_reps"].min()) if not summary.groups.empty else 0,
+        block_length_min=_number(cells.get("block_length", pd.Series()), "min"),
+        block_length_max=_number(cells.get("block_length", pd.Series()), "max"),
     )

@@ -1,31 +1,35 @@
-"""Per-cell and per-condition statistics of CPU usage, and the Go/C ratio.
+"""Per-repetition and per-condition statistics of CPU usage, with their intervals.
 
-The repetition (cell) is the unit of replication: samples within one cell are
-autocorrelated, so intervals are computed over repetition means, never over samples.
-Later inferential statistics (bootstrap intervals, tests) should take ``Summary.cells`` as
-their input and add columns or frames next to these rather than change them.
+The repetition (cell) is the unit of replication. Per repetition: the mean, sd and CV of
+the measured samples, plus within-run bootstrap intervals (``analysis.withinrun``). Per
+condition (all factors but the repetition): the mean over repetition means with a BCa
+bootstrap interval and the Student-t interval beside it. The "primary" interval
+(``*_ci_low``/``*_ci_high``, drawn as the figure bands) is BCa when there are two or more
+repetitions and the within-run block bootstrap of the single run otherwise, which is all
+a legacy log allows; ``*_ci_method`` says which.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analysis import cleaning
+from analysis.factors import at_baseline, condition_keys, paper_workload
 from analysis.rawdata import RawRun
+from analysis.resampling import CONFIDENCE, bca_mean, t_interval
+from analysis.withinrun import measured_samples, run_values, within_run
 
-CONFIDENCE = 0.95
+__all__ = ["CONFIDENCE", "C_SERVER", "GO_SERVER", "Summary", "measured_samples", "summarize",
+           "t_interval"]
+
 C_SERVER = "c-fork"
 GO_SERVER = "go-goroutine"
-
-# A condition is everything a cell varies except the repetition.
-GROUP_KEYS = ["server", "workload", "bandwidth_bps", "cpus", "connections"]
-RATIO_KEYS = ["workload", "bandwidth_bps", "cpus", "connections"]
-CELL_KEYS = ["cell_id", *GROUP_KEYS, "repetition"]
+BCA = "BCa bootstrap over repetitions"
+MBB = "studentized moving-block bootstrap within the run"
 
 # Sample columns averaged per cell, and the name each mean gets.
 _SAMPLE_MEANS = {
@@ -41,31 +45,26 @@ _SAMPLE_MEANS = {
 @dataclass(frozen=True)
 class Summary:
     cells: pd.DataFrame  # one row per repetition
-    groups: pd.DataFrame  # one row per condition (server, ..., connections)
-    ratios: pd.DataFrame  # Go/C mean-CPU ratio per condition without the server
+    groups: pd.DataFrame  # one row per condition
+    keys: list[str]  # the condition's columns (factors but the repetition)
+    extras: list[str] = field(default_factory=list)  # ablation factors among ``keys``
+    rule: str = cleaning.ALL_SAMPLES  # cleaning rule applied to the samples
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # cell_id -> measured CPU %
 
+    def baseline(self, frame: pd.DataFrame, *, include_cpus: bool = False) -> pd.DataFrame:
+        """Rows of ``frame`` whose ablation factors are at the paper-faithful baseline: what
+        the main RQ1/RQ2 tables and figures show (the ablations get their own section)."""
+        if frame.empty:
+            return frame
+        rows = frame[at_baseline(frame, self.cells, self.extras, include_cpus=include_cpus)]
+        workload = paper_workload(self.cells)
+        if workload is not None and "workload" in rows.columns:
+            rows = rows[rows["workload"] == workload]
+        return rows
 
-def measured_samples(samples: pd.DataFrame) -> pd.DataFrame:
-    """Samples outside the warm-up window, the only ones any statistic uses."""
-    return samples[pd.to_numeric(samples["warmup"]) == 0]
-
-
-def t_interval(values: pd.Series | np.ndarray, confidence: float = CONFIDENCE) -> tuple[
-    float, float, float
-]:
-    """(low, high, half-width) of the Student-t interval for the mean of ``values``.
-
-    NaN when fewer than two finite values: one repetition carries no information about
-    between-repetition spread, and pretending otherwise would print a zero-width interval.
-    """
-    finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    n = finite.size
-    if n < 2:
-        return math.nan, math.nan, math.nan
-    mean = float(finite.mean())
-    half = float(stats.t.ppf((1 + confidence) / 2, df=n - 1) * finite.std(ddof=1) / math.sqrt(n))
-    return mean - half, mean + half, half
+    def paper_servers(self) -> list[str]:
+        """Servers of the baseline cells: the ones the paper's figures show."""
+        return sorted(self.baseline(self.cells)["server"].unique())
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -73,9 +72,15 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return numerator / denominator.where(denominator != 0)
 
 
-def summarize_cells(run: RawRun) -> pd.DataFrame:
+def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(math.nan, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[column], errors="coerce")
+
+
+def summarize_cells(run: RawRun, samples: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per completed cell: its measured-window statistics and achieved load."""
-    measured = measured_samples(run.samples)
+    measured = measured_samples(samples)
     grouped = measured.groupby("cell_id", sort=False)
     per_cell = pd.DataFrame(
         {
@@ -86,108 +91,133 @@ def summarize_cells(run: RawRun) -> pd.DataFrame:
     )
     for column, name in _SAMPLE_MEANS.items():
         if column in measured.columns:
-            per_cell[name] = grouped[column].mean()
+            per_cell[name] = pd.to_numeric(measured[column], errors="coerce").groupby(
+                measured["cell_id"], sort=False).mean()
     per_cell["cpu_cv"] = _ratio(per_cell["cpu_pct_sd"], per_cell["cpu_pct_mean"])
+    if cleaning.has_top_screens(samples):
+        per_cell["no_match_screens"] = (
+            pd.to_numeric(measured[cleaning.NO_MATCH], errors="coerce").fillna(0)
+            .groupby(measured["cell_id"], sort=False).sum()
+        )
 
-    cells = run.cells.drop(columns=["message"], errors="ignore").merge(
-        per_cell, left_on="cell_id", right_index=True, how="left"
-    )
+    cells = run.cells.merge(per_cell, left_on="cell_id", right_index=True, how="left")
     cells["n_samples"] = cells["n_samples"].fillna(0).astype(int)
+    intervals = dict(zip(cells["cell_id"], _numeric(cells, "sample_interval_s"), strict=True))
+    cells = cells.merge(within_run(samples, intervals), left_on="cell_id", right_index=True,
+                        how="left")
+
+    # Context switches per second per connection: the direct evidence for the kernel-space
+    # (a process per client) versus user-space (goroutines) switching question.
+    ctx_total = _numeric(cells, "ctx_voluntary_per_s_mean") + _numeric(
+        cells, "ctx_involuntary_per_s_mean")
+    cells["ctx_per_s_per_conn"] = _ratio(ctx_total, _numeric(cells, "connections"))
     # loadgen.json's target is per connection and null when unpaced; the configured
     # bandwidth factor is the fallback so the ratio still says how close the load came.
-    per_connection = pd.to_numeric(cells["target_bandwidth_bps"], errors="coerce").fillna(
-        pd.to_numeric(cells["bandwidth_bps"], errors="coerce")
-    )
-    cells["target_aggregate_bps"] = cells["connections"] * per_connection
-    cells["load_ratio"] = _ratio(
-        pd.to_numeric(cells["aggregate_bandwidth_bps"], errors="coerce"),
-        cells["target_aggregate_bps"],
-    )
+    per_connection = _numeric(cells, "target_bandwidth_bps").fillna(
+        _numeric(cells, "bandwidth_bps"))
+    cells["target_aggregate_bps"] = _numeric(cells, "connections") * per_connection
+    cells["load_ratio"] = _ratio(_numeric(cells, "aggregate_bandwidth_bps"),
+                                 cells["target_aggregate_bps"])
     # Tracer CPU as a percentage of one CPU over the whole load, comparable to cpu_pct.
     cells["tracer_cpu_pct"] = 100 * _ratio(
-        pd.to_numeric(cells["tracer_cpu_seconds"], errors="coerce"),
-        pd.to_numeric(cells["warmup_s"], errors="coerce")
-        + pd.to_numeric(cells["measure_s"], errors="coerce"),
+        _numeric(cells, "tracer_cpu_seconds"),
+        _numeric(cells, "warmup_s") + _numeric(cells, "measure_s"),
     )
-    return cells.sort_values(GROUP_KEYS + ["repetition"], ignore_index=True)
+    return cells.sort_values([*keys, "repetition"], ignore_index=True, na_position="first")
 
 
-def summarize_groups(cells: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+def _interval_columns(prefix: str, reps: pd.DataFrame, column: str, key: tuple[object, ...],
+                      single_low: str, single_high: str) -> dict[str, object]:
+    values = reps[column].to_numpy(dtype=float)
+    t_low, t_high, t_half = t_interval(values)
+    bca_low, bca_high = bca_mean(values, (prefix, *key))
+    if len(values) >= 2:
+        low, high, method = bca_low, bca_high, BCA
+    elif len(values) == 1:
+        low, high, method = reps[single_low].iloc[0], reps[single_high].iloc[0], MBB
+    else:
+        low, high, method = math.nan, math.nan, "none"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        method = "none"
+    return {
+        f"{prefix}_t_low": t_low, f"{prefix}_t_high": t_high, f"{prefix}_t_half": t_half,
+        f"{prefix}_bca_low": bca_low, f"{prefix}_bca_high": bca_high,
+        f"{prefix}_ci_low": low, f"{prefix}_ci_high": high, f"{prefix}_ci_method": method,
+    }
+
+
+def summarize_groups(cells: pd.DataFrame, samples: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per condition, aggregating over its repetitions."""
     measured = measured_samples(samples)
-    pooled_sd = measured.groupby(GROUP_KEYS)["cpu_pct"].std(ddof=1).rename(
+    pooled_sd = measured.groupby(keys, dropna=False)["cpu_pct"].std(ddof=1).rename(
         "cpu_pct_sd_pooled_samples"
     )
     rows = []
-    for keys, group in cells.groupby(GROUP_KEYS, sort=True):
+    for key, group in cells.groupby(keys, sort=True, dropna=False):
         reps = group[np.isfinite(group["cpu_pct_mean"].astype(float))]
-        cpu_low, cpu_high, cpu_half = t_interval(reps["cpu_pct_mean"])
-        cv_low, cv_high, _ = t_interval(reps["cpu_cv"])
+        ctx = reps["ctx_per_s_per_conn"].to_numpy(dtype=float)
+        ctx_low, ctx_high, _ = t_interval(ctx)
+        user = _numeric(reps, "user_pct_mean").mean()
+        system = _numeric(reps, "system_pct_mean").mean()
         rows.append(
             {
-                **dict(zip(GROUP_KEYS, keys, strict=True)),
+                **dict(zip(keys, key, strict=True)),
                 "n_reps": len(reps),
                 "n_samples": int(group["n_samples"].sum()),
                 "cpu_pct_mean": reps["cpu_pct_mean"].mean(),
-                "cpu_pct_ci_low": cpu_low,
-                "cpu_pct_ci_high": cpu_high,
-                "cpu_pct_ci_half": cpu_half,
+                **_interval_columns("cpu_pct", reps, "cpu_pct_mean", key, "cpu_pct_mbb_low",
+                                    "cpu_pct_mbb_high"),
                 "cpu_pct_sd_of_rep_means": reps["cpu_pct_mean"].std(ddof=1),
                 "cv_mean_of_reps": reps["cpu_cv"].mean(),
-                "cv_mean_of_reps_ci_low": cv_low,
-                "cv_mean_of_reps_ci_high": cv_high,
-                **{name: reps[name].mean() for name in _SAMPLE_MEANS.values()
+                **_interval_columns("cv", reps.dropna(subset=["cpu_cv"]), "cpu_cv", key,
+                                    "cpu_cv_mbb_low", "cpu_cv_mbb_high"),
+                **{name: _numeric(reps, name).mean() for name in _SAMPLE_MEANS.values()
                    if name in reps.columns},
-                "aggregate_bandwidth_bps_mean": pd.to_numeric(
-                    group["aggregate_bandwidth_bps"], errors="coerce"
-                ).mean(),
+                "system_share": system / (user + system) if user + system > 0 else math.nan,
+                "ctx_per_s_per_conn": float(np.nanmean(ctx)) if np.isfinite(ctx).any()
+                else math.nan,
+                "ctx_per_s_per_conn_t_low": ctx_low,
+                "ctx_per_s_per_conn_t_high": ctx_high,
+                "acf_lag1_mean": reps["acf_lag1"].mean(),
+                "block_length_max": reps["block_length"].max(),
+                "aggregate_bandwidth_bps_mean": _numeric(group, "aggregate_bandwidth_bps").mean(),
                 "target_aggregate_bps": group["target_aggregate_bps"].mean(),
                 "load_ratio_mean": group["load_ratio"].mean(),
+                **({"no_match_screens": int(group["no_match_screens"].sum())}
+                   if "no_match_screens" in group.columns else {}),
             }
         )
     groups = pd.DataFrame(rows)
     if groups.empty:
         return groups
-    return groups.merge(pooled_sd, left_on=GROUP_KEYS, right_index=True, how="left")
+    return groups.merge(pooled_sd, left_on=keys, right_index=True, how="left")
 
 
-def go_over_c(groups: pd.DataFrame) -> pd.DataFrame:
-    """Mean CPU of the Go server divided by that of the C server, per shared condition."""
-    columns = [*RATIO_KEYS, "c_cpu_pct_mean", "go_cpu_pct_mean", "go_over_c"]
-    if groups.empty:
-        return pd.DataFrame(columns=columns)
-    by_server = {
-        server: groups[groups["server"] == server].set_index(RATIO_KEYS)["cpu_pct_mean"]
-        for server in (C_SERVER, GO_SERVER)
-    }
-    ratios = pd.concat(
-        {"c_cpu_pct_mean": by_server[C_SERVER], "go_cpu_pct_mean": by_server[GO_SERVER]},
-        axis=1,
-        join="inner",
-    ).reset_index()
-    ratios["go_over_c"] = _ratio(ratios["go_cpu_pct_mean"], ratios["c_cpu_pct_mean"])
-    return ratios[columns]
+def condition_id(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
+    """A readable, stable id of each row's condition, shared by cells and groups."""
+    # Missing values (an imported run's unknown bandwidth) print as "n/a" on both sides;
+    # astype(str) would keep them missing and the whole id would vanish.
+    parts = [k + "=" + frame[k].map(lambda v: "n/a" if pd.isna(v) else str(v)) for k in keys]
+    if not parts:
+        return pd.Series("", index=frame.index)
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + "|" + part
+    return out
 
 
-def summarize(run: RawRun) -> Summary:
-    cells = summarize_cells(run)
-    groups = summarize_groups(cells, run.samples)
-    return Summary(cells=cells, groups=groups, ratios=go_over_c(groups))
-
-
-def write_processed(run: RawRun, summary: Summary, processed_dir: Path) -> list[Path]:
-    """CSV tables under ``data/processed/<run-id>/``; returns the files written."""
-    processed_dir.mkdir(parents=True, exist_ok=True)
-    tables = {
-        "cells.csv": summary.cells,
-        "summary.csv": summary.groups,
-        "ratios.csv": summary.ratios,
-        "failed_cells.csv": run.failed,
-        "samples.csv": run.samples,
-    }
-    written = []
-    for name, frame in tables.items():
-        path = processed_dir / name
-        frame.to_csv(path, index=False)
-        written.append(path)
-    return written
+def summarize(run: RawRun, rule: str | None = None) -> Summary:
+    """Statistics of ``run`` under a cleaning rule (default: the run's primary rule)."""
+    rule = rule or cleaning.primary_rule(run.samples, run.manifest)
+    if run.cells.empty:
+        raise ValueError(f"{run.raw_dir}: no completed cell to summarize")
+    samples = cleaning.apply(run.samples, rule)
+    extras = list(run.extra_factors)
+    keys = condition_keys(run.cells, extras)
+    cells = summarize_cells(run, samples, keys)
+    cells["condition_id"] = condition_id(cells, keys)
+    groups = summarize_groups(cells, samples, keys)
+    if not groups.empty:
+        groups["condition_id"] = condition_id(groups, keys)
+    return Summary(cells=cells, groups=groups, keys=keys, extras=extras, rule=rule,
+                   values=run_values(samples))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import secrets
 import socket
 import sys
 import time
@@ -12,7 +15,7 @@ from typing import Any
 
 from experiments import loadgens
 from experiments.build import BuildResult
-from experiments.cells import Cell
+from experiments.cells import WORKLOAD_CHAT, Cell
 from experiments.config import ExperimentConfig
 from experiments.rawdata import RunDir, now_iso
 from experiments.server_registry import ServerDescriptor
@@ -37,6 +40,34 @@ class CellContext:
     build: BuildResult
     servers: dict[str, ServerDescriptor]
     run_dir: RunDir
+    chat_key: Path | None = None  # the run's shared key for chat cells (a private 0600 file)
+
+
+# A chat server started as root must drop to an unprivileged user; "nobody" exists on every
+# Linux and BSD. As any other user, the server runs as that user.
+CHAT_USER_AS_ROOT = "nobody"
+
+
+def chat_key_file(directory: Path) -> Path:
+    """A fresh 128-character key, readable by its owner only (the servers refuse more)."""
+    key = directory / "chat.key"
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(64))
+    return key
+
+
+def chat_server_values(cell: Cell, work: Path) -> dict[str, Any]:
+    """Placeholders of a chat server's command line; the log lives in the cell (it is data)."""
+    log_file = work / "chat.log"
+    log_file.touch(mode=0o644)
+    user = CHAT_USER_AS_ROOT if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    if os.geteuid() == 0:
+        # The per-client processes open the log after the server drops to ``user``.
+        record = pwd.getpwnam(user)
+        os.chown(log_file, record.pw_uid, record.pw_gid)
+    return {"key_file": "", "log_file": log_file, "history": cell.factors["history"],
+            "user": user}
 
 
 def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
@@ -62,6 +93,12 @@ def check_port_free(port: int) -> None:
 def loadgen_argv(context: CellContext, cell: Cell) -> list[str]:
     config = context.config
     target = f"{context.lab.target_address}:{config.port}"
+    if cell.factors["workload"] == WORKLOAD_CHAT:
+        assert context.chat_key is not None
+        return loadgens.chat_command(
+            context.build.loadgen_binary, target, cell.connections, config.load_duration_s,
+            cell.factors["message_rate"], context.chat_key, cell.factors["message_size"],
+            connect_rate=config.connect_rate)
     if config.generator == "tcpkali":
         binary = loadgens.find_tcpkali()
         if binary is None:
@@ -75,7 +112,7 @@ def loadgen_argv(context: CellContext, cell: Cell) -> list[str]:
 
 
 def read_loadgen_summary(context: CellContext, cell: Cell, stdout_text: str) -> dict[str, Any]:
-    if context.config.generator == "tcpkali":
+    if context.config.generator == "tcpkali" and cell.factors["workload"] != WORKLOAD_CHAT:
         return loadgens.parse_tcpkali_output(
             stdout_text, target=f"{context.lab.target_address}:{context.config.port}",
             connections=cell.connections, bandwidth_bps=context.config.bandwidth_bps)
@@ -101,8 +138,11 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
                                           placement.server_cpus)
     started: list[Process] = []
     try:
+        values: dict[str, Any] = {}
+        if cell.factors["workload"] == WORKLOAD_CHAT:
+            values = chat_server_values(cell, work) | {"key_file": context.chat_key}
         server_argv = descriptor.start_argv(context.build.server_build_dirs[cell.server],
-                                            config.port, cell.factors)
+                                            config.port, cell.factors, **values)
         server_env = descriptor.start_env(cell.factors)
         status["server"].update(argv=server_argv, env=server_env)
         server = lab.server.start(server_argv, cpus=placement.server_cpus, cgroup=cgroup,
@@ -158,6 +198,9 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
             opened = summary["connections"]["opened"]
             if opened < cell.connections:
                 status["reason"] = f"only {opened} of {cell.connections} connections opened"
+            elif cell.factors["workload"] == WORKLOAD_CHAT and not summary.get("lines_received"):
+                status["reason"] = ("no chat line came back: "
+                                    + ("; ".join(summary["errors"]) or "the server sent nothing"))
             elif tracer_summary["samples"] == 0:
                 status["reason"] = "the tracer recorded no sample"
             else:

@@ -86,7 +86,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "connect_rate": "an integer >= 1 (new connections per second)",
     },
     "matrix": {
-        "servers": "a non-empty list of server names",
+        "servers": "a list of server names (empty only with a [chat] section)",
         "connections": "a non-empty list of integers >= 1",
         "cpus": "a non-empty list of integers >= 1",
         "output": "a non-empty list of: paper, discard, same",
@@ -98,7 +98,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "servers": "a non-empty list of chat server names",
         "connections": "a non-empty list of integers >= 1",
         "message_rate": "a number > 0 (lines per second per connection)",
-        "message_size": "an integer 32-4096 (bytes per line, newline included)",
+        "message_size": "an integer 64-4096 (bytes per line, newline included)",
         "history": "an integer >= 0 (lines a client gets on connecting)",
     },
 }
@@ -228,7 +228,9 @@ def load_config(config: str | Path, known_servers: set[str] | None = None,
         raise check.fail("load.bandwidth", bandwidth, _SCHEMA["load"]["bandwidth"])
 
     servers = check.get("matrix", "servers")
-    if not isinstance(servers, list) or not servers or not all(isinstance(s, str) for s in servers):
+    # A chat-only profile runs no sink cell; otherwise there must be something to run.
+    if (not isinstance(servers, list) or not all(isinstance(s, str) for s in servers)
+            or (not servers and "chat" not in data)):
         raise check.fail("matrix.servers", servers, _SCHEMA["matrix"]["servers"])
     if known_servers is not None:
         for server in servers:
@@ -275,7 +277,7 @@ def _chat_sweep(check: _Checker, known: set[str] | None) -> ChatSweep:
     rate = check.get("chat", "message_rate")
     if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
         raise check.fail("chat.message_rate", rate, _SCHEMA["chat"]["message_rate"])
-    size = check.integer("chat", "message_size", minimum=32, maximum=4096, default=64)
+    size = check.integer("chat", "message_size", minimum=64, maximum=4096, default=64)
     return ChatSweep(
         servers=tuple(servers),
         connections=check.int_list("chat", "connections"),

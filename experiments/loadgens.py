@@ -12,6 +12,10 @@ Both take tcpkali's options, with two differences worth knowing when comparing t
   attempt and its totals include everything sent.
 * tcpkali's "Bandwidth per channel" is the mean of sent plus received; it has no
   per-connection minimum, median or maximum.
+
+The chat workload (:func:`chat_command`) needs papaya-loadgen's chat mode: it sends the
+key first, then timestamped lines, and measures each line's delivery latency on every
+connection; tcpkali has no equivalent, and its summaries carry null chat fields.
 """
 
 from __future__ import annotations
@@ -43,6 +47,25 @@ SUMMARY_KEYS = (
     "per_connection_bandwidth_bps",
     "errors",
 )
+
+#: Keys papaya-loadgen (0.2.0 and later) adds after SUMMARY_KEYS; the lines_* and
+#: ``chat`` are null outside chat mode, ``latency_s`` then has count 0.
+CHAT_KEYS = (
+    "lines_sent",
+    "lines_received",
+    "lines_expected",
+    "lines_out_of_order",
+    "lines_other_received",
+    "latency_s",
+    "chat",
+)
+
+#: The keys of ``latency_s`` (seconds; null when there are no samples, and ``count`` 0).
+LATENCY_KEYS = ("count", "min", "p50", "p90", "p99", "p999", "max", "mean")
+
+#: The protocol's longest line, newline included (experiments/chat/PROTOCOL.md).
+MAX_LINE_BYTES = 4096
+DEFAULT_MESSAGE_SIZE = 64
 
 
 class LoadgenOutputError(ValueError):
@@ -168,6 +191,73 @@ def tcpkali_command(
     )
 
 
+def rate_arg(rate: float) -> str:
+    """``-r`` spelling of a positive rate: 10 -> ``"10"``, 2.5 -> ``"2.5"``."""
+    if not (_is_number(rate) and math.isfinite(rate) and rate > 0):
+        raise ValueError(f"message_rate must be a positive number of lines/s, got {rate!r}")
+    return str(int(rate)) if float(rate).is_integer() else repr(float(rate))
+
+
+def chat_command(
+    binary: Path,
+    target: str,
+    connections: int,
+    duration_s: float,
+    message_rate: float,
+    key_file: Path | str,
+    message_size: int = DEFAULT_MESSAGE_SIZE,
+    connect_rate: int | None = None,
+    *,
+    username_prefix: str | None = None,
+    drain_s: float | None = None,
+) -> list[str]:
+    """Argv for papaya-loadgen in chat mode; its stdout is the JSON summary.
+
+    Each connection sends the key in ``key_file`` (128 printable ASCII characters,
+    optionally followed by a newline) first, then ``message_rate`` lines per second of
+    ``message_size`` bytes as ``user<i>: t=... seq=... run=...``, and reads every line
+    the server delivers. ``drain_s`` is how long to wait after the run for lines in flight
+    (default 1 s); ``username_prefix`` replaces ``user``.
+    """
+    if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
+        raise ValueError(f"connections must be a positive integer, got {connections!r}")
+    if ":" not in target:
+        raise ValueError(f"target must be host:port, got {target!r}")
+    if not str(key_file):
+        raise ValueError("key_file must be a path")
+    if (
+        isinstance(message_size, bool)
+        or not isinstance(message_size, int)
+        or not 1 <= message_size <= MAX_LINE_BYTES
+    ):
+        raise ValueError(
+            f"message_size must be an integer from 1 to {MAX_LINE_BYTES} bytes, "
+            f"got {message_size!r}"
+        )
+    args = [
+        str(binary), "--chat", "--key-file", str(key_file), "-c", str(connections),
+        "-T", duration_arg(duration_s), "-r", rate_arg(message_rate),
+        "--message-size", str(message_size),
+    ]  # fmt: skip
+    if connect_rate is not None:
+        if isinstance(connect_rate, bool) or not isinstance(connect_rate, int) or connect_rate < 1:
+            raise ValueError(f"connect_rate must be a positive integer, got {connect_rate!r}")
+        args += ["--connect-rate", str(connect_rate)]
+    if username_prefix is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", username_prefix):
+            raise ValueError(
+                "username_prefix must be 1 to 64 letters, digits, _ . or -, "
+                f"got {username_prefix!r}"
+            )
+        args += ["--username-prefix", username_prefix]
+    if drain_s is not None:
+        if not (_is_number(drain_s) and math.isfinite(drain_s) and 0 <= drain_s <= 60):
+            raise ValueError(f"drain_s must be from 0 to 60 seconds, got {drain_s!r}")
+        args += ["--drain", "0" if drain_s == 0 else duration_arg(drain_s)]
+    args.append(target)
+    return args
+
+
 def find_tcpkali() -> Path | None:
     """The tcpkali binary on PATH, or None."""
     found = shutil.which(TCPKALI_TOOL)
@@ -192,7 +282,8 @@ def _check(cond: bool, what: str) -> None:
 
 def validate_summary(summary: Any, *, native: bool = True) -> dict:
     """Check a loadgen.json dict's keys and types; returns it. With ``native`` False
-    (tcpkali), ``version``, ``messages_sent`` and the connection counts may be null."""
+    (tcpkali), ``version``, ``messages_sent`` and the connection counts may be null, and
+    the chat keys may be missing."""
     _check(isinstance(summary, dict), f"expected a JSON object, got {type(summary).__name__}")
     missing = [k for k in SUMMARY_KEYS if k not in summary]
     _check(not missing, f"missing key(s) {', '.join(missing)}")
@@ -231,7 +322,45 @@ def validate_summary(summary: Any, *, native: bool = True) -> dict:
         isinstance(s["errors"], list) and all(isinstance(e, str) for e in s["errors"]),
         "errors must be a list of strings",
     )
+    if native or any(k in s for k in CHAT_KEYS):
+        _validate_chat(s)
     return summary
+
+
+def _validate_chat(s: dict) -> None:
+    missing = [k for k in CHAT_KEYS if k not in s]
+    _check(not missing, f"missing key(s) {', '.join(missing)}")
+    chat = s["chat"]
+    _check(chat is None or isinstance(chat, dict), "chat must be an object or null")
+    for k in CHAT_KEYS[:5]:  # the lines_* counts: null only outside chat mode
+        v = s[k]
+        _check(
+            (_is_int(v) and v >= 0) or (v is None and chat is None),
+            f"{k} must be a non-negative integer{' or null' if chat is None else ''}, got {v!r}",
+        )
+    lat = s["latency_s"]
+    _check(isinstance(lat, dict), "latency_s must be an object")
+    missing = [k for k in LATENCY_KEYS if k not in lat]
+    _check(not missing, f"latency_s is missing {', '.join(missing)}")
+    count = lat["count"]
+    _check(
+        (_is_int(count) and count >= 0) or (count is None and chat is None),
+        f"latency_s.count must be a non-negative integer, got {count!r}",
+    )
+    for k in LATENCY_KEYS[1:]:
+        v = lat[k]
+        _check(v is None or (_is_number(v) and v >= 0), f"latency_s.{k} must be a number >= 0")
+        _check((v is None) == (not count), f"latency_s.{k} must be null exactly when count is 0")
+    if chat is None:
+        return
+    kinds: dict[str, Any] = {
+        "message_rate": _is_number, "message_size": _is_int, "username_prefix": str,
+        "key_sent": bool, "run_id": str, "drain_s": _is_number,
+    }  # fmt: skip
+    for k, kind in kinds.items():
+        _check(k in chat, f"chat.{k} is missing")
+        ok = isinstance(chat[k], kind) if isinstance(kind, type) else kind(chat[k])
+        _check(ok, f"chat.{k} has the wrong type: {chat[k]!r}")
 
 
 def parse_native_summary(text: str) -> dict:
@@ -385,5 +514,8 @@ def parse_tcpkali_output(
         "aggregate_bandwidth_bps": aggregate,
         "per_connection_bandwidth_bps": {"min": None, "median": None, "max": None},
         "errors": _dedupe(errors),
+        **{k: None for k in CHAT_KEYS[:5]},
+        "latency_s": {k: None for k in LATENCY_KEYS},
+        "chat": None,
         "tcpkali": extra,
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +28,8 @@ from rich.progress import (
 
 from experiments import loadgens
 from experiments.build import BUILD_ROOT, build_all
-from experiments.cell_run import CellContext, RunAborted, run_cell
-from experiments.cells import Cell, plan_cells
+from experiments.cell_run import CellContext, RunAborted, chat_key_file, run_cell
+from experiments.cells import WORKLOAD_CHAT, Cell, plan_cells
 from experiments.config import ExperimentConfig, load_config
 from experiments.rawdata import RAW_DIR, RunDir, now_iso
 from experiments.server_registry import discover_servers
@@ -158,7 +159,10 @@ def run_experiment(provider_name: str, config_name: str, resume: str | None = No
     entries = {entry["id"]: entry for entry in manifest["cells"]}
     console.print(f"run [bold]{run_dir.run_id}[/bold] → {run_dir.path}")
 
-    context = CellContext(lab, plan.config, build, servers, run_dir)
+    key_dir = Path(tempfile.mkdtemp(prefix="papaya-chat-key-"))
+    chat_key = chat_key_file(key_dir) if any(
+        c.factors["workload"] == WORKLOAD_CHAT for c in plan.cells) else None
+    context = CellContext(lab, plan.config, build, servers, run_dir, chat_key)
     warned: set[str] = set()
     progress = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -200,6 +204,8 @@ def run_experiment(provider_name: str, config_name: str, resume: str | None = No
         run_dir.write_manifest(manifest)
         raise RunAborted(f"{error}\n(completed cells are kept; continue with "
                          f"`invoke run-experiment --resume {run_dir.run_id}`)") from error
+    finally:
+        shutil.rmtree(key_dir, ignore_errors=True)  # the key is per run; it is not data
     manifest["ended_at"] = now_iso()
     run_dir.write_manifest(manifest)
     run_dir.discard_work()

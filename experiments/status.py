@@ -32,7 +32,10 @@ def print_status(provider_name: str, console: Console, raw_dir: Path = RAW_DIR) 
             runs.add_row(path.parent.name, f"[red]{error}[/red]", "", "", "", "", "")
             continue
         counts = Counter(cell["status"] for cell in manifest["cells"])
+        imported = manifest.get("source") == "imported"
         runs.add_row(manifest["run_id"], manifest["config_name"], str(counts["ok"]),
-                     str(counts["failed"]), str(counts["pending"]), manifest["started_at"],
+                     str(counts["failed"]), str(counts["pending"]),
+                     "imported" if imported else manifest["started_at"],
+                     "imported" if imported else
                      manifest["ended_at"] or "[yellow]not finished[/yellow]")
     console.print(runs)

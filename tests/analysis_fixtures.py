@@ -3,6 +3,11 @@
 Each measured window alternates mean+delta and mean-delta over an even number of samples,
 so its mean is exactly ``mean`` and its sample sd is delta*sqrt(n/(n-1)). Warm-up rows carry
 an absurd CPU value so any leak into the statistics is obvious.
+
+Options cover what the other parts of the pipeline may write: ablation factors
+(``variants``: extra factor values per cell, Go-only factors "n/a" for the C server, and a
+known factor by which each variant scales the Go server's CPU), and imported `top` logs
+(``imported``: no loadgen.json, a ``top_no_match`` column whose flagged screens are 0%).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+GO_ONLY_FACTORS = ("gogc", "gomaxprocs")
 
 TRACE_HEADER = [
     "t_unix", "t_rel_s", "warmup", "cpu_pct", "user_pct", "system_pct",
@@ -56,12 +63,27 @@ class SyntheticRun:
     raw_dir: Path
     cells: list[dict[str, Any]] = field(default_factory=list)  # manifest cell entries
 
-    def cell(self, server: str, connections: int, repetition: int) -> dict[str, Any]:
+    def cell(self, server: str, connections: int, repetition: int,
+             **extra: Any) -> dict[str, Any]:
         return next(
             c for c in self.cells
             if (c["factors"]["server"], c["factors"]["connections"],
                 c["factors"]["repetition"]) == (server, connections, repetition)
+            and all(c["factors"].get(k) == v for k, v in extra.items())
         )
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One setting of the ablation factors; ``go_scale`` multiplies the Go server's CPU."""
+
+    factors: dict[str, Any]
+    go_scale: float = 1.0
+
+
+def _variant_factors(variant: Variant, server: str) -> dict[str, Any]:
+    return {k: ("n/a" if server == "c-fork" and k in GO_ONLY_FACTORS else v)
+            for k, v in variant.factors.items()}
 
 
 def cell_id(factors: dict[str, Any]) -> str:
@@ -76,11 +98,18 @@ def measured_values(mean: float, n: int) -> list[float]:
 
 
 def _write_trace(path: Path, mean: float, warmup_rows: int, measured_rows: int,
-                 interval: float) -> None:
+                 interval: float, no_match_rows: int = 0) -> None:
+    """``no_match_rows`` > 0 writes an imported-style trace: the last measured pairs of
+    samples become 0% screens flagged top_no_match (a pair, so the alternating pattern of the
+    rest keeps its exact mean)."""
     values = [WARMUP_CPU] * warmup_rows + measured_values(mean, measured_rows)
+    flags = [0] * len(values)
+    for i in range(len(values) - no_match_rows, len(values)):
+        values[i], flags[i] = 0.0, 1
+    header = TRACE_HEADER + (["top_no_match"] if no_match_rows else [])
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(TRACE_HEADER)
+        writer.writerow(header)
         for i, cpu in enumerate(values):
             t_rel = (i + 1) * interval
             warm = 1 if i < warmup_rows else 0
@@ -88,7 +117,7 @@ def _write_trace(path: Path, mean: float, warmup_rows: int, measured_rows: int,
                 1_790_000_000 + t_rel, t_rel, warm, cpu, 0.6 * cpu, 0.4 * cpu,
                 100 * (i + 1), 10 * (i + 1), 200.0, 20.0,
                 5_000_000, 3, 3, 10.0, 5.0, 1.0, 84.0,
-            ])
+            ] + ([flags[i]] if no_match_rows else []))
 
 
 def write_run(
@@ -104,38 +133,71 @@ def write_run(
     measured_rows: int = 16,
     interval: float = 0.5,
     started_at: str = "2026-11-23T19:30:00+00:00",
+    variants: tuple[Variant, ...] = (Variant({}),),
+    imported_no_match: int = 0,
+    cpus: tuple[int, ...] = (1,),
+    chat_servers: tuple[str, ...] = (),
 ) -> SyntheticRun:
-    """A run under ``data_dir/raw/run_id``; ``failed`` maps (server, conn, rep) -> reason."""
+    """A run under ``data_dir/raw/run_id``; ``failed`` maps (server, conn, rep) -> reason.
+
+    ``imported_no_match`` > 0 makes an imported run (source "imported", no loadgen.json)
+    whose traces end with that many 0% screens without the server.
+    """
     failed = failed or {}
+    imported = imported_no_match > 0
     raw_dir = data_dir / "raw" / run_id
     raw_dir.mkdir(parents=True)
     run = SyntheticRun(run_id, raw_dir)
     warmup_s = warmup_rows * interval
     measure_s = measured_rows * interval
     order = 0
+    seen: set[str] = set()
     for repetition in range(1, repetitions + 1):
-        for server in servers:
-            for conn in connections:
-                factors = {"server": server, "workload": "sink", "connections": conn,
-                           "bandwidth_bps": BANDWIDTH_BPS, "message": "message\n", "cpus": 1,
-                           "repetition": repetition}
-                key = (server, conn, repetition)
-                status = "failed" if key in failed else "pending" if key in pending else "ok"
-                entry = {"id": cell_id(factors), "order": order, "factors": factors,
-                         "status": status, "reason": failed.get(key)}
-                order += 1
-                run.cells.append(entry)
-                if status == "ok":
-                    _write_cell(raw_dir / entry["id"], entry, cpu_mean(*key), warmup_rows,
-                                measured_rows, interval, warmup_s, measure_s)
-                elif status == "failed":
-                    attempt = raw_dir / "failed" / f"{entry['id']}.1"
-                    attempt.mkdir(parents=True)
-                    (attempt / "server.stderr").write_text("bind: address in use\n")
+        for variant in variants:
+            for server in servers:
+                for conn in connections:
+                    for n_cpus in cpus:
+                        factors = {"server": server, "workload": "sink", "connections": conn,
+                                   "bandwidth_bps": None if imported else BANDWIDTH_BPS,
+                                   "message": None if imported else "message\n",
+                                   "cpus": n_cpus, "repetition": repetition,
+                                   **_variant_factors(variant, server)}
+                        if cell_id(factors) in seen:
+                            continue  # the C server has one cell for every Go-only setting
+                        seen.add(cell_id(factors))
+                        key = (server, conn, repetition)
+                        first = variant is variants[0] and n_cpus == cpus[0]
+                        status = ("failed" if first and key in failed else
+                                  "pending" if first and key in pending else "ok")
+                        entry = {"id": cell_id(factors), "order": order, "factors": factors,
+                                 "status": status, "reason": failed.get(key) if first else None}
+                        order += 1
+                        run.cells.append(entry)
+                        scale = variant.go_scale if server == "go-goroutine" else 1.0
+                        if status == "ok":
+                            _write_cell(raw_dir / entry["id"], entry, scale * cpu_mean(*key),
+                                        warmup_rows, measured_rows, interval, warmup_s,
+                                        measure_s, imported_no_match)
+                        elif status == "failed":
+                            attempt = raw_dir / "failed" / f"{entry['id']}.1"
+                            attempt.mkdir(parents=True)
+                            (attempt / "server.stderr").write_text("bind: address in use\n")
+    for repetition in range(1, repetitions + 1):  # another workload in the same run
+        for server in chat_servers:
+            factors = {"server": server, "workload": "chat", "connections": 4,
+                       "bandwidth_bps": None, "message": None, "message_rate": 10,
+                       "message_size": 64, "history": 7, "cpus": 1,
+                       **dict.fromkeys(variants[0].factors, "n/a"), "repetition": repetition}
+            entry = {"id": cell_id(factors), "order": order, "factors": factors,
+                     "status": "ok", "reason": None}
+            order += 1
+            run.cells.append(entry)
+            _write_cell(raw_dir / entry["id"], entry, 30.0 + repetition, warmup_rows,
+                        measured_rows, interval, warmup_s, measure_s)
     manifest = {
         "schema": 1,
         "run_id": run_id,
-        "source": "synthetic",
+        "source": "imported" if imported else "synthetic",
         "config_name": "quick",
         "config_path": "experiments/configs/quick.toml",
         "config": {"experiment": {"name": "quick", "repetitions": repetitions}},
@@ -150,12 +212,18 @@ def write_run(
         "ended_at": "2026-11-23T19:33:00+00:00",
         "cells": run.cells,
     }
+    if imported:
+        manifest.update({"cpu_isolation": None, "provider": None, "tools": None,
+                         "cleaning_rule": "zero-fill"})
+        manifest["imports"] = [{"files": [{"path": f"logs/{c['id']}.txt", "sha256": "ab" * 32}
+                                          for c in run.cells]}]
     (raw_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return run
 
 
 def _write_cell(cell_dir: Path, entry: dict[str, Any], mean: float, warmup_rows: int,
-                measured_rows: int, interval: float, warmup_s: float, measure_s: float) -> None:
+                measured_rows: int, interval: float, warmup_s: float, measure_s: float,
+                no_match_rows: int = 0) -> None:
     cell_dir.mkdir()
     conn = entry["factors"]["connections"]
     status = {
@@ -178,8 +246,14 @@ def _write_cell(cell_dir: Path, entry: dict[str, Any], mean: float, warmup_rows:
         "per_connection_bandwidth_bps": {"min": 0.97e6, "median": 0.98e6, "max": 0.99e6},
         "errors": [],
     }
+    if no_match_rows:  # imported: what `invoke import-top` leaves unknown
+        status.update({"server_cpus": None, "aux_cpus": None, "cpu_isolation": None,
+                       "tracer": {"method": "top-procps", "cpu_seconds": None,
+                                  "samples": warmup_rows + measured_rows}})
     (cell_dir / "status.json").write_text(json.dumps(status))
-    (cell_dir / "loadgen.json").write_text(json.dumps(loadgen))
+    if not no_match_rows:
+        (cell_dir / "loadgen.json").write_text(json.dumps(loadgen))
     (cell_dir / "tracer.json").write_text(json.dumps(status["tracer"]))
     (cell_dir / "server.stderr").write_text("")
-    _write_trace(cell_dir / "trace.csv", mean, warmup_rows, measured_rows, interval)
+    _write_trace(cell_dir / "trace.csv", mean, warmup_rows, measured_rows, interval,
+                 no_match_rows)

@@ -128,9 +128,13 @@ def test_group_mean_and_t_interval_match_hand_computation(report):
     assert row["n_reps"] == 2
     assert row["n_samples"] == 2 * MEASURED_ROWS
     assert row["cpu_pct_mean"] == pytest.approx(mean)
-    assert row["cpu_pct_ci_half"] == pytest.approx(half)
-    assert row["cpu_pct_ci_low"] == pytest.approx(mean - half)
-    assert row["cpu_pct_ci_high"] == pytest.approx(mean + half)
+    assert row["cpu_pct_t_half"] == pytest.approx(half)
+    assert row["cpu_pct_t_low"] == pytest.approx(mean - half)
+    assert row["cpu_pct_t_high"] == pytest.approx(mean + half)
+    # BCa over two repetitions cannot reach beyond them: the primary (band) interval.
+    assert rep_means[0] <= row["cpu_pct_bca_low"] <= row["cpu_pct_bca_high"] <= rep_means[1]
+    assert row["cpu_pct_ci_low"] == row["cpu_pct_bca_low"]
+    assert row["cpu_pct_ci_method"] == "BCa bootstrap over repetitions"
     pooled = measured_values(rep_means[0], MEASURED_ROWS) + measured_values(rep_means[1],
                                                                             MEASURED_ROWS)
     assert row["cpu_pct_sd_pooled_samples"] == pytest.approx(statistics.stdev(pooled))
@@ -145,13 +149,18 @@ def test_single_repetition_condition_has_no_interval(report):
     groups = _csv(outputs, "summary.csv").set_index(["server", "connections"])
     for key in [FAILED_KEY[:2], PENDING_KEY[:2]]:
         assert groups.loc[key, "n_reps"] == 1
-        assert math.isnan(groups.loc[key, "cpu_pct_ci_half"])
+        assert math.isnan(groups.loc[key, "cpu_pct_t_half"])
+        assert math.isnan(groups.loc[key, "cpu_pct_bca_low"])
+        # The single run's own interval (within-run block bootstrap) is what remains.
+        assert groups.loc[key, "cpu_pct_ci_method"].startswith("studentized moving-block")
+        low, high = groups.loc[key, ["cpu_pct_ci_low", "cpu_pct_ci_high"]]
+        assert low <= groups.loc[key, "cpu_pct_mean"] <= high
     assert all(math.isnan(v) for v in t_interval([3.0]))
 
 
 def test_go_over_c_ratio(report):
     _, outputs = report
-    ratios = _csv(outputs, "ratios.csv").set_index("connections")
+    ratios = _csv(outputs, "rq1_comparisons.csv").set_index("connections")
     c4 = (cpu_mean("c-fork", 4, 1) + cpu_mean("c-fork", 4, 2)) / 2
     go4 = (cpu_mean("go-goroutine", 4, 1) + cpu_mean("go-goroutine", 4, 2)) / 2
     assert ratios.loc[4, "go_over_c"] == pytest.approx(go4 / c4)
@@ -208,7 +217,7 @@ def test_latest_run_id_picks_newest_run_with_an_ok_cell(tmp_path):
 def test_figures_exist_as_pdf_and_png(report):
     _, outputs = report
     names = {p.name for p in outputs.figures}
-    for stem in ["cpu_vs_connections", "cv_vs_connections", "trace_c-fork",
+    for stem in ["cpu_vs_connections", "cv_vs_connections", "cpu_split", "acf", "trace_c-fork",
                  "trace_go-goroutine"]:
         for suffix, magic in [("pdf", b"%PDF"), ("png", b"\x89PNG")]:
             assert f"{stem}.{suffix}" in names
@@ -243,7 +252,8 @@ def test_macros_have_expected_values(report):
     assert macros["HostArch"] == r"x86\_64"
     assert macros["GoVersion"] == "go version go1.27.3 linux/amd64"
     table = next(p for p in outputs.generated if p.name == "table_summary.tex").read_text()
-    assert "n/a" in table and r"\begin{tabular}" in table
+    assert r"\begin{tabular}" in table and "[16.00, 18.00]" in table  # BCa within the reps
+    assert "n/a" in table  # the t interval of the single-repetition conditions
 
 
 def test_every_macro_used_by_the_paper_is_generated(report):
@@ -264,7 +274,7 @@ def test_html_lists_failed_cells_and_facts(report):
     assert run.cell(*PENDING_KEY)["id"] in html
     assert str(run.raw_dir) in html
     assert run.run_id in html and "isolated" in html and "papaya-loadgen 0.1.0" in html
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 6
     assert "n/a" in html  # the single-repetition conditions
     assert str(outputs.html) in outputs.describe()
 
@@ -283,8 +293,14 @@ def _strip_comments(tex: str) -> str:
 
 
 def test_paper_has_no_literal_decimal_numbers():
-    text = _strip_comments(PAPER_TEX.read_text())
-    assert re.findall(r"\d+\.\d+", text) == []
+    """Every hand-written .tex file of paper/ (not generated/): results come from macros."""
+    sources = sorted(PAPER_TEX.parent.glob("*.tex"))
+    assert PAPER_TEX in sources
+    for source in sources:
+        text = _strip_comments(source.read_text())
+        assert re.findall(r"\d+\.\d+", text) == [], source
+        # Percentages, p-values and the like would be literal results too.
+        assert re.findall(r"\d+\s*\\%", text) == [], source
 
 
 def test_missing_tex_prints_install_hint(tmp_path, monkeypatch, capsys):
@@ -323,9 +339,12 @@ def test_single_repetition_run_reports_na(tmp_path):
     outputs = build_report(data_dir=tmp_path / "data", paper_dir=_paper_dir(tmp_path),
                            build_pdf=False)
     macros = _macros(next(p for p in outputs.generated if p.name == "macros.tex"))
-    assert macros["GoCpuCIAtMaxConn"] == "n/a"
-    assert macros["GoCpuIntervalAtMaxConn"] == "no interval"
-    assert "none where a condition has a single repetition" in macros["BandNote"]
+    assert macros["GoCpuCIAtMaxConn"] == "n/a"  # no t interval from one repetition
+    assert macros["GoCpuTIntervalAtMaxConn"] == "no interval"
+    # ... but the within-run block bootstrap of the single run gives one.
+    assert macros["GoCpuIntervalAtMaxConn"].startswith("95\\% CI [")
+    assert "within the single repetition" in macros["BandNote"]
+    assert "single repetition per condition" in macros["RQOneTestSentence"]
     assert "No cell failed." in outputs.html.read_text()
 
 

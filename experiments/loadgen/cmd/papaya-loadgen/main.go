@@ -1,6 +1,8 @@
 // Command papaya-loadgen is a tcpkali-like TCP load generator: it opens connections to
 // host:port, sends a paced message stream on each, and prints a JSON summary (the
-// loadgen.json schema of data/README.md) to stdout at the end. See --help.
+// loadgen.json schema of data/README.md) to stdout at the end. With --chat it speaks the
+// chat protocol instead: the key first, then timestamped lines, and it measures each
+// line's delivery latency on every connection. See --help.
 package main
 
 import (
@@ -67,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		stop() // a second signal kills at once
 	}()
 
-	noDelay := !cfg.WriteCombine
+	noDelay := !cfg.WriteCombine || cfg.Chat
 	switch cfg.Nagle {
 	case cli.NagleOn:
 		noDelay = false
@@ -75,7 +77,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		noDelay = true
 	}
 	pacingText := "unpaced"
-	if t := cfg.PerConnectionTarget(); t > 0 {
+	if cfg.Chat {
+		pacingText = fmt.Sprintf("chat, %g lines/s of %d bytes per connection", cfg.MessageRate,
+			cfg.MessageSize)
+	} else if t := cfg.PerConnectionTarget(); t > 0 {
 		pacingText = units.FormatBandwidth(t) + " per connection"
 	} else if cfg.Message == "" {
 		pacingText = "no message"
@@ -88,6 +93,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		summary.Tool, summary.Version, cfg.Connections, cfg.Target, cfg.Duration.Seconds(),
 		pacingText, combine)
 
+	var chatParams *engine.Chat
+	if cfg.Chat {
+		chatParams = &engine.Chat{Key: cfg.Key, MessageSize: cfg.MessageSize,
+			UsernamePrefix: cfg.UsernamePrefix, Drain: cfg.Drain}
+	}
 	s := engine.Run(ctx, engine.Params{
 		Target:         cfg.Target,
 		Connections:    cfg.Connections,
@@ -102,6 +112,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		WriteCombine:   cfg.WriteCombine,
 		WriteInterval:  cfg.WriteInterval,
 		NoDelay:        noDelay,
+		Chat:           chatParams,
 		Log:            stderr,
 	})
 
@@ -124,6 +135,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "Opened %d of %d connections; sent %d bytes in %.3fs (aggregate %s).\n",
 		s.Connections.Opened, s.Connections.Requested, s.BytesSent, s.DurationS, agg)
+	if s.Chat != nil {
+		lat := "no latency samples"
+		if l := s.LatencyS; l.Count > 0 {
+			lat = fmt.Sprintf("latency p50 %.3fms, p99 %.3fms, max %.3fms", *l.P50*1e3, *l.P99*1e3,
+				*l.Max*1e3)
+		}
+		fmt.Fprintf(stderr, "Chat: sent %d lines; received %d of %d expected; %s.\n",
+			*s.LinesSent, *s.LinesReceived, *s.LinesExpected, lat)
+	}
 	if s.Connections.Opened == 0 {
 		for _, e := range s.Errors {
 			fmt.Fprintf(stderr, "papaya-loadgen: %s\n", e)

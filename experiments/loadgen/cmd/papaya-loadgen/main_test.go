@@ -15,7 +15,7 @@ func TestVersion(t *testing.T) {
 	if code := run([]string{"--version"}, &out, &errOut); code != exitOK {
 		t.Fatalf("exit %d", code)
 	}
-	if got := out.String(); got != "papaya-loadgen 0.1.0\n" {
+	if got := out.String(); got != "papaya-loadgen 0.2.0\n" {
 		t.Errorf("--version printed %q", got)
 	}
 }

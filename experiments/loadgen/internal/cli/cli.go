@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"papaya/loadgen/internal/chat"
 	"papaya/loadgen/internal/unescape"
 	"papaya/loadgen/internal/units"
 )
@@ -49,7 +50,23 @@ type Config struct {
 	Version        bool
 	Help           bool
 	Warnings       []string // non-fatal remarks for stderr
+
+	// Chat mode (--chat).
+	Chat           bool
+	KeyFile        string
+	Key            []byte // the key file's 128 characters, read by Parse
+	MessageSize    int    // bytes per line, newline included
+	UsernamePrefix string
+	Drain          time.Duration
+	chatOptions    []string // chat-only options given (an error without --chat)
 }
+
+// Chat-mode defaults.
+const (
+	DefaultMessageSize    = 64
+	DefaultUsernamePrefix = "user"
+	DefaultDrain          = time.Second
+)
 
 // Defaults follow tcpkali: one connection, 10 s, 100 connections/s, 1 s connect timeout,
 // write combining on.
@@ -60,6 +77,9 @@ func Defaults() Config {
 		ConnectRate:    100,
 		ConnectTimeout: time.Second,
 		WriteCombine:   true,
+		MessageSize:    DefaultMessageSize,
+		UsernamePrefix: DefaultUsernamePrefix,
+		Drain:          DefaultDrain,
 	}
 }
 
@@ -201,6 +221,49 @@ var options = []*option{
 		if on {
 			c.Nagle = NagleOn
 		}
+		return nil
+	}},
+	{0, "chat", false, func(c *Config, _ string) error {
+		c.Chat = true
+		return nil
+	}},
+	{0, "key-file", true, func(c *Config, v string) error {
+		if v == "" {
+			return fmt.Errorf("empty path")
+		}
+		c.KeyFile = v
+		c.chatOptions = append(c.chatOptions, "--key-file")
+		return nil
+	}},
+	{0, "message-size", true, func(c *Config, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 || n > chat.MaxLine {
+			return fmt.Errorf("invalid value %q: expected a number of bytes up to %d (the "+
+				"protocol's longest line)", v, chat.MaxLine)
+		}
+		c.MessageSize = n
+		c.chatOptions = append(c.chatOptions, "--message-size")
+		return nil
+	}},
+	{0, "username-prefix", true, func(c *Config, v string) error {
+		if v == "" || len(v) > 64 || strings.Trim(v, "abcdefghijklmnopqrstuvwxyz"+
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
+			return fmt.Errorf("invalid value %q: expected 1 to 64 letters, digits, _ . or -", v)
+		}
+		c.UsernamePrefix = v
+		c.chatOptions = append(c.chatOptions, "--username-prefix")
+		return nil
+	}},
+	{0, "drain", true, func(c *Config, v string) error {
+		s, err := units.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("invalid value %q: %v", v, err)
+		}
+		if s < 0 || s > 60 {
+			return fmt.Errorf("invalid value %q: expected a duration from 0 to 1m", v)
+		}
+		c.Drain = time.Duration(math.Round(s * 1e9))
+		c.chatOptions = append(c.chatOptions, "--drain")
 		return nil
 	}},
 	{0, "json", true, func(c *Config, v string) error {
@@ -358,6 +421,13 @@ func (c *Config) finish(positional []string) error {
 		}
 		c.Message, c.FirstMessage = m, f
 	}
+	if c.Chat {
+		if err := c.finishChat(); err != nil {
+			return err
+		}
+	} else if len(c.chatOptions) > 0 {
+		return &UsageError{Flag: c.chatOptions[0], Msg: "only applies with --chat"}
+	}
 	if c.BandwidthBps > 0 && c.MessageRate > 0 {
 		return &UsageError{Flag: "-r/--message-rate",
 			Msg: "cannot be combined with --channel-bandwidth-upstream (give one pacing)"}
@@ -365,7 +435,7 @@ func (c *Config) finish(positional []string) error {
 	if c.BandwidthBps > 0 && c.Message == "" {
 		return &UsageError{Flag: "--channel-bandwidth-upstream", Msg: "makes no sense without -m/--message"}
 	}
-	if c.MessageRate > 0 && c.Message == "" {
+	if c.MessageRate > 0 && c.Message == "" && !c.Chat {
 		return &UsageError{Flag: "-r/--message-rate", Msg: "makes no sense without -m/--message"}
 	}
 	ramp := float64(c.Connections) / c.ConnectRate
@@ -381,10 +451,48 @@ func (c *Config) finish(positional []string) error {
 	return nil
 }
 
+// finishChat checks the chat-mode options and reads the key file.
+func (c *Config) finishChat() error {
+	switch {
+	case c.Message != "":
+		return &UsageError{Flag: "-m/--message",
+			Msg: "cannot be combined with --chat (chat mode writes its own lines; see --message-size)"}
+	case c.HasFirst:
+		return &UsageError{Flag: "-1/--first-message",
+			Msg: "cannot be combined with --chat (the key is the first message)"}
+	case c.BandwidthBps > 0:
+		return &UsageError{Flag: "--channel-bandwidth-upstream",
+			Msg: "cannot be combined with --chat (pace lines with -r/--message-rate)"}
+	case c.MessageRate == 0:
+		return &UsageError{Flag: "--chat", Msg: "needs -r/--message-rate (lines per second per connection)"}
+	case c.KeyFile == "":
+		return &UsageError{Flag: "--chat", Msg: "needs --key-file PATH (the 128-character key sent first)"}
+	}
+	// Every line is padded to the same size, so the size must hold the longest text:
+	// the longest user name and sequence number the run can reach.
+	maxSeq := int64(math.Ceil(float64(c.Connections)*c.MessageRate*c.Duration.Seconds())) +
+		int64(c.Connections)
+	user := len(c.UsernamePrefix) + len(strconv.Itoa(c.Connections))
+	if need := chat.HeaderSize(user, maxSeq, len("0123abcd")) + 1; c.MessageSize < need {
+		return &UsageError{Flag: "--message-size", Msg: fmt.Sprintf(
+			"%d bytes cannot hold a line's fields with %d connections at -r %g for %gs; "+
+				"use at least %d", c.MessageSize, c.Connections, c.MessageRate,
+			c.Duration.Seconds(), need)}
+	}
+	key, err := chat.ReadKey(c.KeyFile)
+	if err != nil {
+		return &UsageError{Flag: "--key-file", Msg: err.Error()}
+	}
+	c.Key = key
+	return nil
+}
+
 // PerConnectionTarget returns the paced per-connection bandwidth in bits/s of the
-// message stream (0 when unpaced).
+// message stream, or of the lines in chat mode (0 when unpaced).
 func (c *Config) PerConnectionTarget() float64 {
 	switch {
+	case c.Chat:
+		return c.MessageRate * float64(c.MessageSize) * 8
 	case c.BandwidthBps > 0:
 		return c.BandwidthBps
 	case c.MessageRate > 0:
@@ -416,10 +524,24 @@ summary to stdout at the end. Progress and errors go to stderr.
                                        (default): about one MTU (1460 bytes) per write,
                                        but every 2ms to 50ms (papaya extension)
       --nagle on|off                   Nagle's algorithm (default: on, off with
-                                       --write-combine off)
+                                       --write-combine off or --chat)
       --json PATH                      also write the summary to PATH
       --version                        print the version and exit
   -h, --help                           print this help and exit
+
+Chat mode (papaya extension; the chat protocol of experiments/chat/PROTOCOL.md):
+      --chat                           send the key, then chat lines at -r per connection,
+                                       read every line delivered, measure delivery latency
+      --key-file PATH                  the key: 128 printable ASCII characters (and
+                                       optionally a newline); sent first on each connection
+  -r, --message-rate R                 lines per second per connection (required)
+      --message-size N                 bytes per line, newline included (default 64,
+                                       at most 4096)
+      --username-prefix P              connection i (from 1) sends as P<i> (default user)
+      --drain D                        after -T, wait up to D for lines in flight
+                                       (default 1s)
+      Lines are "user7: t=<unix-ns> seq=<n> run=<id> xxx...\n". Nagle is off unless
+      --nagle on; -m, -1 and --channel-bandwidth-upstream do not apply.
 
 Exit status: 0 when the run completed (failed connections are reported in the summary),
 1 when no connection could be opened, 2 for usage errors.

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +193,82 @@ func TestSlowRampUpIsAWarning(t *testing.T) {
 	}
 	if c := mustParse(t, "-c", "5", "-T", "10s", "h:1"); len(c.Warnings) != 0 {
 		t.Errorf("unexpected warnings %q", c.Warnings)
+	}
+}
+
+func writeKey(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestChatMode(t *testing.T) {
+	key := strings.Repeat("k", 128)
+	path := writeKey(t, key+"\n")
+	c := mustParse(t, "--chat", "--key-file", path, "-r", "10", "-c", "16", "h:1")
+	if !c.Chat || string(c.Key) != key || c.MessageRate != 10 || c.MessageSize != 64 ||
+		c.UsernamePrefix != "user" || c.Drain != time.Second {
+		t.Errorf("defaults: %+v", c)
+	}
+	if got := c.PerConnectionTarget(); got != 10*64*8 {
+		t.Errorf("PerConnectionTarget = %g", got)
+	}
+	c = mustParse(t, "--chat", "--key-file="+path, "--message-rate=2.5", "--message-size", "4096",
+		"--username-prefix", "bot-A.1_", "--drain", "250ms", "h:1")
+	if c.MessageSize != 4096 || c.UsernamePrefix != "bot-A.1_" || c.Drain != 250*time.Millisecond ||
+		c.MessageRate != 2.5 {
+		t.Errorf("options: %+v", c)
+	}
+	if c := mustParse(t, "--chat", "--key-file", path, "-r", "1", "--drain", "0", "h:1"); c.Drain != 0 {
+		t.Errorf("--drain 0 = %v", c.Drain)
+	}
+}
+
+func TestChatUsageErrors(t *testing.T) {
+	good := writeKey(t, strings.Repeat("k", 128))
+	short := writeKey(t, strings.Repeat("k", 100))
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--chat", "-r", "10", "h:1"}, []string{"--chat", "--key-file"}},
+		{[]string{"--chat", "--key-file", good, "h:1"}, []string{"--chat", "--message-rate"}},
+		{[]string{"--chat", "--key-file", short, "-r", "1", "h:1"},
+			[]string{"--key-file", short, "100 bytes", "128 printable ASCII"}},
+		{[]string{"--chat", "--key-file", short + ".missing", "-r", "1", "h:1"},
+			[]string{"--key-file", "no such file"}},
+		{[]string{"--chat", "--key-file", good, "-r", "1", "-m", "x", "h:1"}, []string{"--message", "--chat"}},
+		{[]string{"--chat", "--key-file", good, "-r", "1", "-1", "x", "h:1"},
+			[]string{"--first-message", "--chat"}},
+		{[]string{"--chat", "--key-file", good, "--channel-bandwidth-upstream", "1Mbps", "h:1"},
+			[]string{"--channel-bandwidth-upstream", "--chat"}},
+		{[]string{"--key-file", good, "-r", "1", "h:1"}, []string{"--key-file", "only applies with --chat"}},
+		{[]string{"--drain", "1s", "h:1"}, []string{"--drain", "only applies with --chat"}},
+		{[]string{"--chat", "--key-file", good, "-r", "1", "--message-size", "5000", "h:1"},
+			[]string{"--message-size", `"5000"`, "4096"}},
+		{[]string{"--chat", "--key-file", good, "-r", "1", "--message-size", "40", "h:1"},
+			[]string{"--message-size", "40 bytes", "at least 49"}},
+		{[]string{"--chat", "--key-file", good, "-r", "1", "--username-prefix", "a b", "h:1"},
+			[]string{"--username-prefix", `"a b"`}},
+		{[]string{"--chat", "--key-file", good, "-r", "1", "--username-prefix", "a:", "h:1"},
+			[]string{"--username-prefix", `"a:"`}},
+		{[]string{"--chat", "--key-file", good, "-r", "1", "--drain", "2m", "h:1"},
+			[]string{"--drain", `"2m"`}},
+	}
+	for _, c := range cases {
+		_, err := Parse(c.args)
+		var ue *UsageError
+		if !errors.As(err, &ue) {
+			t.Errorf("Parse(%q): want a UsageError, got %v", c.args, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Parse(%q) error %q does not mention %q", c.args, err, w)
+			}
+		}
 	}
 }

@@ -7,6 +7,10 @@
 // At the end of the run every sender makes one last write of what it has earned up to
 // the end instant, so a connection's bytes match rate × active time to within one
 // message.
+//
+// In chat mode (Params.Chat, chat.go) each connection sends the key first, then lines
+// that carry their send time, and its reader parses every line it receives and records
+// the delivery latency of the run's own lines.
 package engine
 
 import (
@@ -52,6 +56,7 @@ type Params struct {
 	WriteCombine   bool
 	WriteInterval  time.Duration // 0: auto
 	NoDelay        bool          // TCP_NODELAY
+	Chat           *Chat         // chat mode when not nil (Message must then be empty)
 	Log            io.Writer     // progress and errors; may be nil
 }
 
@@ -66,6 +71,7 @@ type conn struct {
 	dead   chan struct{} // closed on the connection's first error
 	once   sync.Once
 	diedAt time.Time // valid once dead is closed
+	chat   chatConn  // chat mode only
 }
 
 type run struct {
@@ -93,6 +99,8 @@ type run struct {
 	established atomic.Int64
 	senders     sync.WaitGroup
 	readers     sync.WaitGroup
+
+	chat chatRun // chat mode only
 }
 
 // Run performs the run and returns its summary. It returns when the duration has
@@ -109,6 +117,9 @@ func Run(ctx context.Context, p Params) *summary.Summary {
 	r.conns = make([]*conn, p.Connections)
 	for i := range r.conns {
 		r.conns[i] = &conn{dead: make(chan struct{})}
+	}
+	if p.Chat != nil {
+		r.prepareChat()
 	}
 
 	start := time.Now()
@@ -137,8 +148,12 @@ func Run(ctx context.Context, p Params) *summary.Summary {
 		fmt.Fprintf(r.log, "Stopping early after %.3fs: %s.\n", end.Sub(start).Seconds(), reason)
 	}
 
-	// Let senders make their last write, then close everything still open.
+	// Let senders make their last write (and in chat mode the lines in flight arrive),
+	// then close everything still open.
 	waitTimeout(&r.senders, grace)
+	if p.Chat != nil {
+		r.drain()
+	}
 	r.mu.Lock()
 	r.closing = true
 	for _, c := range r.conns {
@@ -149,7 +164,11 @@ func Run(ctx context.Context, p Params) *summary.Summary {
 	r.mu.Unlock()
 	r.senders.Wait()
 	r.readers.Wait()
-	return r.summarize(start)
+	s := r.summarize(start)
+	if p.Chat != nil {
+		r.summarizeChat(s)
+	}
+	return s
 }
 
 // prepare precomputes the stream buffer and the pacing constants.
@@ -167,6 +186,10 @@ func (r *run) prepare() {
 	}
 	var msgsPerSec float64
 	switch {
+	case p.Chat != nil:
+		r.rate = p.MessageRate
+		r.cost = 1
+		msgsPerSec = p.MessageRate
 	case p.BandwidthBps > 0 && len(p.Message) > 0:
 		r.rate = p.BandwidthBps / 8 // bytes per second
 		r.cost = int64(len(p.Message))
@@ -176,14 +199,18 @@ func (r *run) prepare() {
 		r.cost = 1
 		msgsPerSec = p.MessageRate
 	}
+	msgLen := len(p.Message)
+	if p.Chat != nil {
+		msgLen = p.Chat.MessageSize
+	}
 	switch {
 	case r.rate == 0:
 	case p.WriteInterval > 0:
-		r.batch = int64(pacing.Batch(msgsPerSec, len(p.Message), 0, p.WriteInterval, p.WriteInterval))
-	case p.WriteCombine:
-		r.batch = int64(pacing.Batch(msgsPerSec, len(p.Message), mtuBytes, minInterval, maxInterval))
-	default:
-		r.batch = int64(pacing.Batch(msgsPerSec, len(p.Message), 0, minInterval, maxInterval))
+		r.batch = int64(pacing.Batch(msgsPerSec, msgLen, 0, p.WriteInterval, p.WriteInterval))
+	case p.WriteCombine && p.Chat == nil:
+		r.batch = int64(pacing.Batch(msgsPerSec, msgLen, mtuBytes, minInterval, maxInterval))
+	default: // each message (chat line) when it is due, but at most every minInterval
+		r.batch = int64(pacing.Batch(msgsPerSec, msgLen, 0, minInterval, maxInterval))
 	}
 }
 
@@ -302,19 +329,33 @@ func (r *run) connect(d *net.Dialer, c *conn) bool {
 func (r *run) serve(c *conn) {
 	defer r.senders.Done()
 	defer r.connectionDone()
-	r.readers.Add(1)
-	go r.read(c)
+	if r.p.Chat != nil {
+		if !r.join(c) {
+			c.end = r.endOf(c)
+			return
+		}
+		r.readers.Add(1)
+		go r.readLines(c)
+	} else {
+		r.readers.Add(1)
+		go r.read(c)
+	}
 	r.send(c)
 }
 
 // fail records the connection's first error (unless the run is over) and marks it dead.
 func (r *run) fail(c *conn, op string, err error) {
+	r.failWith(c, Describe(op, err))
+}
+
+// failWith is fail with the error already described.
+func (r *run) failWith(c *conn, msg string) {
 	c.once.Do(func() {
 		c.diedAt = time.Now()
 		select {
 		case <-r.stop:
 		default:
-			r.errs.Add(Describe(op, err))
+			r.errs.Add(msg)
 		}
 		close(c.dead)
 	})
@@ -360,6 +401,8 @@ func (r *run) send(c *conn) {
 		}
 	}
 	switch {
+	case r.p.Chat != nil:
+		r.sendPaced(c, used)
 	case len(r.p.Message) == 0:
 		select {
 		case <-r.stop:
@@ -431,6 +474,9 @@ func (r *run) sendUnpaced(c *conn) {
 // writeMessages writes n messages, combined into as few writes as the stream buffer
 // allows, or one per write with write combining off.
 func (r *run) writeMessages(c *conn, n int64) bool {
+	if r.p.Chat != nil {
+		return r.writeLines(c, n)
+	}
 	if !r.p.WriteCombine {
 		for ; n > 0; n-- {
 			if !r.write(c, r.p.Message, 1) {
@@ -507,6 +553,8 @@ func (r *run) summarize(start time.Time) *summary.Summary {
 
 func (r *run) targetBps() float64 {
 	switch {
+	case r.p.Chat != nil:
+		return r.p.MessageRate * float64(r.p.Chat.MessageSize) * 8
 	case len(r.p.Message) == 0:
 		return 0
 	case r.p.BandwidthBps > 0:

@@ -8,12 +8,14 @@ import (
 	"math"
 	"sort"
 	"sync"
+
+	"papaya/loadgen/internal/histogram"
 )
 
 // Tool and Version identify the load generator in its summary and in --version.
 const (
 	Tool    = "papaya-loadgen"
-	Version = "0.1.0"
+	Version = "0.2.0"
 )
 
 // Connections counts connections; Requested == Opened + Failed.
@@ -31,8 +33,32 @@ type Spread struct {
 	Max    *float64 `json:"max"`
 }
 
+// Latency is the distribution of chat lines' delivery latency in seconds; the values are
+// null when there are no samples (Count 0).
+type Latency struct {
+	Count int64    `json:"count"`
+	Min   *float64 `json:"min"`
+	P50   *float64 `json:"p50"`
+	P90   *float64 `json:"p90"`
+	P99   *float64 `json:"p99"`
+	P999  *float64 `json:"p999"`
+	Max   *float64 `json:"max"`
+	Mean  *float64 `json:"mean"`
+}
+
+// Chat describes a chat-mode run's load.
+type Chat struct {
+	MessageRate    float64 `json:"message_rate"`    // lines per second per connection
+	MessageSize    int     `json:"message_size"`    // bytes per line, newline included
+	UsernamePrefix string  `json:"username_prefix"` // connection i (from 1) sends as prefix<i>
+	KeySent        bool    `json:"key_sent"`        // every opened connection sent the whole key first
+	RunID          string  `json:"run_id"`          // tells this run's lines from others'
+	DrainS         float64 `json:"drain_s"`         // time waited after the end for lines in flight
+}
+
 // Summary is one run's result. Bandwidths are bits per second; TargetBandwidthBps is per
-// connection and null when the run is unpaced.
+// connection and null when the run is unpaced. The Lines fields and Chat are null
+// outside chat mode.
 type Summary struct {
 	Tool                      string      `json:"tool"`
 	Version                   string      `json:"version"`
@@ -46,6 +72,13 @@ type Summary struct {
 	AggregateBandwidthBps     *float64    `json:"aggregate_bandwidth_bps"`
 	PerConnectionBandwidthBps Spread      `json:"per_connection_bandwidth_bps"`
 	Errors                    []string    `json:"errors"`
+	LinesSent                 *int64      `json:"lines_sent"`
+	LinesReceived             *int64      `json:"lines_received"`
+	LinesExpected             *int64      `json:"lines_expected"`
+	LinesOutOfOrder           *int64      `json:"lines_out_of_order"`
+	LinesOtherReceived        *int64      `json:"lines_other_received"`
+	LatencyS                  Latency     `json:"latency_s"`
+	Chat                      *Chat       `json:"chat"`
 }
 
 // JSON returns the summary as indented JSON followed by a newline.
@@ -74,6 +107,25 @@ func SpreadOf(values []float64) Spread {
 	}
 	return Spread{Min: Float(v[0]), Median: Float(med), Max: Float(v[n-1])}
 }
+
+// LatencyOf summarizes a histogram of nanoseconds in seconds (to the nanosecond).
+func LatencyOf(h *histogram.Histogram) Latency {
+	l := Latency{Count: h.Count()}
+	if l.Count == 0 {
+		return l
+	}
+	sec := func(ns float64) *float64 {
+		v := Round(ns/1e9, 9)
+		return &v
+	}
+	q := func(p float64) *float64 { return sec(float64(h.Quantile(p))) }
+	l.Min, l.Max, l.Mean = sec(float64(h.Min())), sec(float64(h.Max())), sec(h.Mean())
+	l.P50, l.P90, l.P99, l.P999 = q(0.5), q(0.9), q(0.99), q(0.999)
+	return l
+}
+
+// Int returns a pointer to n (for the nullable fields).
+func Int(n int64) *int64 { return &n }
 
 // Float returns a pointer to x rounded to 0.001 (for the nullable fields).
 func Float(x float64) *float64 {

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+
+	"papaya/loadgen/internal/histogram"
 )
 
 func TestSpreadOf(t *testing.T) {
@@ -54,13 +56,26 @@ func TestJSONSchema(t *testing.T) {
 	}
 	for _, k := range []string{"tool", "version", "target", "connections", "duration_s",
 		"bytes_sent", "bytes_received", "messages_sent", "target_bandwidth_bps",
-		"aggregate_bandwidth_bps", "per_connection_bandwidth_bps", "errors"} {
+		"aggregate_bandwidth_bps", "per_connection_bandwidth_bps", "errors", "lines_sent",
+		"lines_received", "lines_expected", "lines_out_of_order", "lines_other_received",
+		"latency_s", "chat"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("missing key %q in %s", k, b)
 		}
 	}
-	if len(m) != 12 {
-		t.Errorf("got %d keys, want 12: %s", len(m), b)
+	if len(m) != 19 {
+		t.Errorf("got %d keys, want 19: %s", len(m), b)
+	}
+	// Outside chat mode the chat fields are null and latency_s has no samples.
+	for _, k := range []string{"lines_sent", "lines_received", "lines_expected", "chat"} {
+		if m[k] != nil {
+			t.Errorf("%s = %v, want null", k, m[k])
+		}
+	}
+	want := map[string]any{"count": 0.0, "min": nil, "p50": nil, "p90": nil, "p99": nil,
+		"p999": nil, "max": nil, "mean": nil}
+	if !reflect.DeepEqual(m["latency_s"], want) {
+		t.Errorf("latency_s = %v, want %v", m["latency_s"], want)
 	}
 	if errs, ok := m["errors"].([]any); !ok || len(errs) != 0 {
 		t.Errorf("errors should be an empty list, got %v", m["errors"])
@@ -70,5 +85,26 @@ func TestJSONSchema(t *testing.T) {
 	_ = json.Unmarshal(b, &raw)
 	if got := string(raw["aggregate_bandwidth_bps"]); got != "4000000" {
 		t.Errorf("aggregate_bandwidth_bps encoded as %s", got)
+	}
+}
+
+func TestLatencyOf(t *testing.T) {
+	h := histogram.New()
+	for v := int64(1); v <= 1000; v++ {
+		h.Record(v * 1000) // 1 µs .. 1 ms
+	}
+	l := LatencyOf(h)
+	if l.Count != 1000 || *l.Min != 1e-6 || *l.Max != 1e-3 || *l.Mean != 500.5e-6 {
+		t.Errorf("count %d min %v max %v mean %v", l.Count, *l.Min, *l.Max, *l.Mean)
+	}
+	for name, got := range map[string]*float64{"p50": l.P50, "p90": l.P90, "p99": l.P99,
+		"p999": l.P999} {
+		want := map[string]float64{"p50": 500e-6, "p90": 900e-6, "p99": 990e-6, "p999": 999e-6}[name]
+		if got == nil || *got < want*(1-1.0/256) || *got > want*(1+1.0/256) {
+			t.Errorf("%s = %v, want %g within 0.4%%", name, got, want)
+		}
+	}
+	if e := LatencyOf(histogram.New()); e.Count != 0 || e.P50 != nil || e.Max != nil {
+		t.Errorf("empty: %+v", e)
 	}
 }

@@ -1,0 +1,1 @@
+"""The chat service: C and Go servers (c/, go/), the terminal client (client/)."""
