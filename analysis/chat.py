@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import ScalarFormatter
 import pandas as pd
+from matplotlib.ticker import ScalarFormatter
 
 from analysis.formatting import fmt, fmt_int
 from analysis.plotstyle import FIGSIZE, log2_connections_axis, save, styles
