@@ -1,0 +1,3 @@
+module papaya/chat/go
+
+go 1.22
