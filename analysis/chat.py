@@ -11,7 +11,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import FuncFormatter
 
 from analysis.formatting import fmt, fmt_int
 from analysis.plotstyle import FIGSIZE, log2_connections_axis, save, styles
@@ -93,7 +93,10 @@ def figure(summary: pd.DataFrame, figures_dir: Path) -> list[Path]:
                     marker=style[server]["marker"], color=style[server]["color"],
                     label=f"{server} {name}")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ScalarFormatter())  # 0.5 and 2 read better than 10^x here
+    # Plain numbers (0.5, 2) read better than powers of ten over one or two decades.
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     log2_connections_axis(ax, sorted(int(c) for c in summary["connections"].unique()))
     ax.set_ylabel("Delivery latency (ms, log scale)")
     ax.legend(frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.25),

@@ -110,7 +110,7 @@ def _chat_factor_sets(config: ExperimentConfig) -> list[dict[str, Any]]:
             **{name: NOT_APPLICABLE for name in FACTOR_DEFAULTS},
             "repetition": repetition,
         }
-        for repetition in range(1, config.repetitions + 1)
+        for repetition in range(1, chat.repetitions + 1)
         for server in chat.servers
         for connections in chat.connections
         for cpus in config.cpus

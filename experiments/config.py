@@ -34,6 +34,7 @@ class ChatSweep:
     message_rate: float
     message_size: int
     history: int
+    repetitions: int
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "message_rate": "a number > 0 (lines per second per connection)",
         "message_size": "an integer 64-4096 (bytes per line, newline included)",
         "history": "an integer >= 0 (lines a client gets on connecting)",
+        "repetitions": "an integer >= 1 (default: experiment.repetitions)",
     },
 }
 
@@ -284,4 +286,6 @@ def _chat_sweep(check: _Checker, known: set[str] | None) -> ChatSweep:
         message_rate=float(rate),
         message_size=size,
         history=check.integer("chat", "history", minimum=0, default=7),
+        repetitions=check.integer("chat", "repetitions", minimum=1,
+                                  default=check.integer("experiment", "repetitions", minimum=1)),
     )

@@ -169,3 +169,35 @@ def test_factor_values_become_server_args_and_env():
     assert go.start_argv(Path("/b"), 7, paper)[1:] == ["--port", "7"]  # the original's run
     assert go.start_env(paper)["GOGC"] == ""  # the runner's own GOGC never leaks in
     assert servers["c-fork"].start_env(factors) == {}
+
+
+CHAT = VALID + """
+[chat]
+servers = ["chat-c", "chat-go"]
+connections = [4, 16]
+message_rate = 10
+repetitions = 1
+"""
+
+
+def test_chat_sweep_adds_chat_cells_with_their_own_repetitions(tmp_path):
+    config = load_config(write(tmp_path, CHAT), SERVERS, {"chat-c", "chat-go"})
+    assert config.chat.message_size == 64 and config.chat.history == 7
+    cells = plan_cells(config)
+    chat = [c for c in cells if c.factors["workload"] == "chat"]
+    assert len(chat) == 2 * 2 * 1 and len(cells) == 8 + 4
+    assert {c.factors["message_rate"] for c in chat} == {10.0}
+    assert all(c.factors["gogc"] == "n/a" and c.factors["bandwidth_bps"] is None for c in chat)
+
+
+def test_chat_errors_and_chat_only_profiles(tmp_path):
+    with pytest.raises(ConfigError, match=r"chat.servers = 'chat-rust': expected a known chat"):
+        load_config(write(tmp_path, CHAT.replace('"chat-go"', '"chat-rust"')), SERVERS,
+                    {"chat-c", "chat-go"})
+    with pytest.raises(ConfigError, match=r"chat.message_rate = 0"):
+        load_config(write(tmp_path, CHAT.replace("message_rate = 10", "message_rate = 0")),
+                    SERVERS, {"chat-c", "chat-go"})
+    chat_only = load_config("chat", set(SERVERS), {"chat-c", "chat-go"})
+    assert chat_only.servers == () and chat_only.chat.connections[-1] == 256
+    with pytest.raises(ConfigError, match="matrix.servers = \\[\\]"):
+        load_config(write(tmp_path, VALID.replace('["c-fork", "go-goroutine"]', "[]")), SERVERS)
