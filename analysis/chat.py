@@ -33,7 +33,7 @@ def chat_cells(run: RawRun) -> pd.DataFrame:
 
 def summarize(run: RawRun) -> pd.DataFrame:
     """Per (server, connections): latency quantiles (mean over repetitions, ms), lines sent,
-    expected, received and lost (sums), and mean CPU% over the measured windows."""
+    expected, received and undelivered (sums), and mean CPU% over the measured windows."""
     cells = chat_cells(run)
     if cells.empty:
         return pd.DataFrame()
@@ -51,7 +51,7 @@ def summarize(run: RawRun) -> pd.DataFrame:
     grouped = frame.groupby(["server", "connections"]).agg(**aggregations).reset_index()
     for name, _ in _QUANTILES:
         grouped[f"{name}_ms"] *= 1000
-    grouped["lines_lost"] = grouped["lines_expected"] - grouped["lines_received"]
+    grouped["lines_undelivered"] = grouped["lines_expected"] - grouped["lines_received"]
     return grouped.sort_values(["server", "connections"]).reset_index(drop=True)
 
 
@@ -60,11 +60,13 @@ def table(summary: pd.DataFrame) -> Table:
                Column("reps", "Reps"), Column("CPU %", "CPU \\%")]
     columns += [Column(f"{label} ms", label) for _, label in _QUANTILES]
     columns += [Column("lines sent", "Sent"), Column("delivered", "Deliv."),
-                Column("lost", "Lost")]
+                Column("undelivered", "Undeliv.")]
     result = Table("table_chat", "Chat delivery latency (ms, mean over repetitions) and "
                    "completeness", columns,
                    notes=["Delivered counts every line once per connection that should get "
-                          "it; lost = expected - delivered."])
+                          "it; undelivered = expected - delivered by the end of the load "
+                          "generator's drain window (late, or lost: the load generator cannot "
+                          "tell which)."])
     previous = None
     for row in summary.itertuples(index=False):
         if previous is not None and row.server != previous:
@@ -74,7 +76,7 @@ def table(summary: pd.DataFrame) -> Table:
             str(row.server), fmt_int(row.connections), fmt_int(row.repetitions),
             fmt(row.cpu_pct, "cpu"),
             *(fmt(getattr(row, f"{name}_ms"), "ms") for name, _ in _QUANTILES),
-            fmt_int(row.lines_sent), fmt_int(row.lines_received), fmt_int(row.lines_lost),
+            fmt_int(row.lines_sent), fmt_int(row.lines_received), fmt_int(row.lines_undelivered),
         ])
     return result
 
@@ -115,8 +117,9 @@ def section(summary: pd.DataFrame, render_table) -> str:  # noqa: ANN001 - latex
         f"At {fmt_int(row.connections)} connections "
         f"\\texttt{{{latex_escape(str(row.server))}}} delivered lines with a median latency "
         f"of {fmt(row.p50_ms, 'ms')}~ms (p99 {fmt(row.p99_ms, 'ms')}~ms) at "
-        f"{fmt(row.cpu_pct, 'cpu')}\\% CPU, and lost {fmt_int(row.lines_lost)} of "
-        f"{fmt_int(row.lines_expected)} deliveries."
+        f"{fmt(row.cpu_pct, 'cpu')}\\% CPU; {fmt_int(row.lines_undelivered)} of "
+        f"{fmt_int(row.lines_expected)} deliveries had not arrived when the load generator "
+        "stopped reading."
         for row in top.itertuples(index=False)
     ]
     figure_tex = ("\\begin{figure}[t]\n\\centering\n"

@@ -193,11 +193,18 @@ def summarize_groups(cells: pd.DataFrame, samples: pd.DataFrame, keys: list[str]
     return groups.merge(pooled_sd, left_on=keys, right_index=True, how="left")
 
 
+def _id_text(value: object) -> str:
+    if pd.isna(value):
+        return "n/a"
+    return str(value).encode("unicode_escape").decode("ascii")
+
+
 def condition_id(frame: pd.DataFrame, keys: list[str]) -> pd.Series:
     """A readable, stable id of each row's condition, shared by cells and groups."""
     # Missing values (an imported run's unknown bandwidth) print as "n/a" on both sides;
     # astype(str) would keep them missing and the whole id would vanish.
-    parts = [k + "=" + frame[k].map(lambda v: "n/a" if pd.isna(v) else str(v)) for k in keys]
+    # Control characters are escaped (the message "message\n") so an id stays on one line.
+    parts = [k + "=" + frame[k].map(_id_text) for k in keys]
     if not parts:
         return pd.Series("", index=frame.index)
     out = parts[0]

@@ -30,9 +30,9 @@ GO_READ_SIZE = 1024
 # --------------------------------------------------------------------------- descriptors
 
 
-def load_descriptor(name: str) -> dict:
-    """Load experiments/servers/<name>/server.toml."""
-    with open(SERVERS_DIR / name / "server.toml", "rb") as f:
+def load_descriptor(name: str, servers_dir: Path = SERVERS_DIR) -> dict:
+    """Load <servers_dir>/<name>/server.toml (the sink servers by default)."""
+    with open(servers_dir / name / "server.toml", "rb") as f:
         return tomllib.load(f)
 
 
@@ -58,12 +58,13 @@ def build_from_descriptor(
     make: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    servers_dir: Path = SERVERS_DIR,
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """Run the descriptor's build command (cwd = its folder) and return (binary, result).
 
     ``make`` replaces the command's first word when it is "make" (to try bmake).
     """
-    desc = load_descriptor(name)
+    desc = load_descriptor(name, servers_dir)
     subst = {"build_dir": str(build_dir)}
     command = [part.format(**subst) for part in desc["build"]["command"]]
     if make is not None and command[0] == "make":
@@ -71,7 +72,7 @@ def build_from_descriptor(
     build_dir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         command,
-        cwd=SERVERS_DIR / name,
+        cwd=servers_dir / name,
         env=env if env is not None else toolchain_env(),
         capture_output=True,
         text=True,

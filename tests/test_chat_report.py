@@ -66,13 +66,13 @@ def test_chat_summary_latency_loss_and_cpu(tmp_path):
     assert row["repetitions"] == 2
     assert row["p50_ms"] == pytest.approx((0.4 + 0.8) / 2)  # mean over repetitions, in ms
     assert row["lines_sent"] == 2 * 320 and row["lines_expected"] == 2 * 320 * 16
-    assert row["lines_lost"] == 1
+    assert row["lines_undelivered"] == 1
     assert row["cpu_pct"] == pytest.approx(16)  # warm-up samples (99%) left out
     table = chat.table(summary)
     assert len(table.rows) == 4 and table.breaks == [2]
     section = chat.section(summary, lambda t: "TABLE\n")
     assert "\\texttt{chat-go} delivered lines with a median latency of 0.30~ms" in section
-    assert "lost 1 of 10240 deliveries" in section
+    assert "1 of 10240 deliveries had not arrived" in section
 
 
 def test_figure_and_empty_run(tmp_path):

@@ -19,20 +19,19 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import servers_util
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHAT_DIR = REPO_ROOT / "experiments" / "chat"
 C_DIR = CHAT_DIR / "c"
 GO_DIR = CHAT_DIR / "go"
-VENV_BIN = Path(sys.prefix) / "bin"
 
 IMPLS = ("c", "go")
 BINARY_NAMES = {"c": "papaya-chatd", "go": "papaya-chatd-go"}
@@ -49,23 +48,19 @@ LISTENING = re.compile(r": listening on (0\.0\.0\.0|\[::\]):(\d+)$", re.M)
 
 
 def toolchain_env(**overrides: str) -> dict[str, str]:
-    """The runner's build environment: the venv's go first on PATH, local toolchain only."""
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["GOTOOLCHAIN"] = "local"
-    env["CGO_ENABLED"] = "0"
+    """The runner's build environment, without an inherited CFLAGS: the Makefile's own flags
+    are the ones under test."""
+    env = servers_util.toolchain_env()
     env.pop("CFLAGS", None)
     env.update(overrides)
     return env
 
 
-def venv_go() -> str | None:
-    return shutil.which("go", path=str(VENV_BIN))
+venv_go = servers_util.venv_go
 
 
 def load_descriptor(impl: str) -> dict:
-    with open(CHAT_DIR / impl / "server.toml", "rb") as f:
-        return tomllib.load(f)
+    return servers_util.load_descriptor(impl, CHAT_DIR)
 
 
 def build(
@@ -77,21 +72,8 @@ def build(
     timeout: float = 180,
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """Build ``impl`` as its server.toml says (cwd = its folder); return (binary, result)."""
-    desc = load_descriptor(impl)
-    command = [part.format(build_dir=build_dir) for part in desc["build"]["command"]]
-    if make is not None and command[0] == "make":
-        command[0] = make
-    build_dir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        command,
-        cwd=CHAT_DIR / impl,
-        env=env if env is not None else toolchain_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return Path(desc["build"]["binary"].format(build_dir=build_dir)), result
+    return servers_util.build_from_descriptor(impl, build_dir, make=make, env=env,
+                                              timeout=timeout, servers_dir=CHAT_DIR)
 
 
 # --------------------------------------------------------------------------- files
