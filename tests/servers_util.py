@@ -82,6 +82,25 @@ def build_from_descriptor(
     return Path(desc["build"]["binary"].format(**subst)), result
 
 
+def compile_for_freebsd(source_dir: Path, build_dir: Path, env: dict[str, str],
+                        zig_cache: Path, timeout: float = 300
+                        ) -> tuple[subprocess.CompletedProcess[str], list[Path]]:
+    """Compile (not link) every C file of ``source_dir`` against FreeBSD's headers with zig's
+    clang, through the folder's own Makefile; returns the result and the expected objects."""
+    zig_cc = f"{sys.executable} -m ziglang cc -target x86_64-freebsd"
+    objects = [build_dir / (c.stem + ".o") for c in sorted(source_dir.glob("*.c"))]
+    result = subprocess.run(
+        ["make", f"CC={zig_cc}", f"BUILD_DIR={build_dir}", *map(str, objects)],
+        cwd=source_dir,
+        env=env | {"ZIG_GLOBAL_CACHE_DIR": str(zig_cache)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return result, objects
+
+
 # --------------------------------------------------------------------------- processes
 
 

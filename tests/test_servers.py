@@ -24,6 +24,7 @@ from tests.servers_util import (
     GO_READ_SIZE,
     SERVERS_DIR,
     build_from_descriptor,
+    compile_for_freebsd,
     connect,
     decode_go_quoted,
     free_port,
@@ -126,18 +127,8 @@ def test_c_compiles_for_freebsd(tmp_path: Path) -> None:
     """Compile (not link) every C file against FreeBSD's headers with zig's clang."""
     if importlib.util.find_spec("ziglang") is None:
         pytest.skip("ziglang (a project dependency) is not installed")
-    build_dir = tmp_path / "freebsd"
-    zig_cc = f"{sys.executable} -m ziglang cc -target x86_64-freebsd"
-    objects = [str(build_dir / (c.stem + ".o")) for c in sorted(C_DIR.glob("*.c"))]
-    result = subprocess.run(
-        ["make", f"CC={zig_cc}", f"BUILD_DIR={build_dir}", *objects],
-        cwd=C_DIR,
-        env=_build_env_cc(None) | {"ZIG_GLOBAL_CACHE_DIR": str(tmp_path / "zig-cache")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result, objects = compile_for_freebsd(C_DIR, tmp_path / "freebsd", _build_env_cc(None),
+                                          tmp_path / "zig-cache")
     log = result.stdout + result.stderr
     assert result.returncode == 0, log
     assert result.stderr == "", log  # no diagnostics at all

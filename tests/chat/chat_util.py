@@ -136,13 +136,7 @@ def group_name(gid: int) -> str:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
+    return servers_util.wait_for(predicate, timeout, interval)
 
 
 # --------------------------------------------------------------------------- clients

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from experiments.server_registry import load_descriptor as registry_load
+from tests import servers_util
 from tests.chat.chat_util import (
     BINARY_NAMES,
     C_DIR,
@@ -102,17 +103,8 @@ def test_c_compiles_for_freebsd(tmp_path: Path) -> None:
     """Compile (not link) every C file against FreeBSD's headers with zig's clang."""
     if importlib.util.find_spec("ziglang") is None:
         pytest.skip("ziglang (a project dependency) is not installed")
-    build_dir = tmp_path / "freebsd"
-    zig_cc = f"{sys.executable} -m ziglang cc -target x86_64-freebsd"
-    objects = [str(build_dir / (c.stem + ".o")) for c in sorted(C_DIR.glob("*.c"))]
-    result = subprocess.run(
-        ["make", f"CC={zig_cc}", f"BUILD_DIR={build_dir}", *objects],
-        cwd=C_DIR,
-        env=_cc_env(None) | {"ZIG_GLOBAL_CACHE_DIR": str(tmp_path / "zig-cache")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result, objects = servers_util.compile_for_freebsd(C_DIR, tmp_path / "freebsd",
+                                                       _cc_env(None), tmp_path / "zig-cache")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr == "", result.stderr
     for obj in objects:
