@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import secrets
-import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +16,8 @@ from experiments.cells import WORKLOAD_CHAT, Cell
 from experiments.config import ExperimentConfig
 from experiments.rawdata import RunDir, now_iso
 from experiments.server_registry import ServerDescriptor
-from infra.cgroups import Cgroup, create_cgroup
-from infra.hosts import Process, wait_for_port
+from infra.cgroups import Cgroup
+from infra.hosts import Host, HostError, Process, wait_for_port
 from infra.providers import Lab, Placement
 
 TRACER_SCRIPT = Path(__file__).resolve().parent / "tracer.py"
@@ -41,6 +38,9 @@ class CellContext:
     servers: dict[str, ServerDescriptor]
     run_dir: RunDir
     chat_key: Path | None = None  # the run's shared key for chat cells (a private 0600 file)
+    # Where that key is on the server and load-generator hosts (the same file locally).
+    chat_key_on_server: Path | None = None
+    chat_key_on_loadgen: Path | None = None
 
 
 # A chat server started as root must drop to an unprivileged user; "nobody" exists on every
@@ -57,15 +57,27 @@ def chat_key_file(directory: Path) -> Path:
     return key
 
 
-def chat_server_values(cell: Cell, work: Path) -> dict[str, Any]:
+def stage_chat_key(host: Host, key: Path, run_id: str) -> Path:
+    """Copy the run's key to ``host`` (same file on this machine), readable by its owner only."""
+    on_host = Path(host.workdir(f"keys/{run_id}", local=key.parent)) / key.name
+    host.put(key, on_host)
+    host.run(["chmod", "600", str(on_host)])
+    return on_host
+
+
+# Creates the chat log on the host; as root it belongs to CHAT_USER_AS_ROOT, because the
+# per-client processes open it after the server drops to that user. Prints the user.
+_PREPARE_CHAT_LOG = (
+    'touch "$1" && chmod 644 "$1" && if [ "$(id -u)" = 0 ]; then chown "$2" "$1" && '
+    'echo "$2"; else id -un; fi'
+)
+
+
+def chat_server_values(cell: Cell, host: Host, server_dir: Path) -> dict[str, Any]:
     """Placeholders of a chat server's command line; the log lives in the cell (it is data)."""
-    log_file = work / "chat.log"
-    log_file.touch(mode=0o644)
-    user = CHAT_USER_AS_ROOT if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
-    if os.geteuid() == 0:
-        # The per-client processes open the log after the server drops to ``user``.
-        record = pwd.getpwnam(user)
-        os.chown(log_file, record.pw_uid, record.pw_gid)
+    log_file = server_dir / "chat.log"
+    user = host.run(["sh", "-c", _PREPARE_CHAT_LOG, "papaya", str(log_file),
+                     CHAT_USER_AS_ROOT], timeout=30).stdout.strip()
     return {"key_file": "", "log_file": log_file, "history": cell.factors["history"],
             "user": user}
 
@@ -76,28 +88,65 @@ def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def check_port_free(port: int) -> None:
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        probe.bind(("0.0.0.0", port))
-    except OSError as error:
+# Binds the port on the server host the way the servers do, to tell a taken port early.
+_PORT_CHECK = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "try:\n    s.bind(('0.0.0.0', int(sys.argv[1])))\n"
+    "except OSError as e:\n    print(e.strerror); sys.exit(1)\n"
+)
+
+
+def check_port_free(host: Host, port: int) -> None:
+    result = host.run([host.python, "-c", _PORT_CHECK, str(port)], check=False, timeout=30)
+    if result.returncode != 0:
         raise RunAborted(
-            f"port {port} is in use ({error.strerror}): stop whatever listens there "
-            f"(ss -ltnp 'sport = :{port}') or set experiment.port in the config"
-        ) from error
-    finally:
-        probe.close()
+            f"port {port} is in use on {host.name} ({result.stdout.strip() or result.stderr}): "
+            f"stop whatever listens there (ss -ltnp 'sport = :{port}') or set experiment.port "
+            "in the config")
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "no output"
+
+
+def check_tracer_runs(host: Host) -> None:
+    """The tracer needs python3 with psutil on the server host; say so before building."""
+    result = host.run([host.python, "-c", "import psutil"], check=False, timeout=60)
+    if result.returncode != 0:
+        raise RunAborted(
+            f"{host.name}: {host.python} cannot import psutil, which the tracer needs "
+            f"({_last_line(result.stderr or result.stdout)}): "
+            "run `invoke provision --bootstrap` for that provider, or install python3-psutil")
+
+
+def stage_tracer(host: Host) -> Path:
+    """The tracer script on ``host`` (this machine: the script itself)."""
+    on_host = Path(host.workdir("tools", local=TRACER_SCRIPT.parent)) / TRACER_SCRIPT.name
+    host.put(TRACER_SCRIPT, on_host)
+    return on_host
+
+
+def fetch(host: Host, host_dir: Path, names: list[str], local_dir: Path) -> None:
+    """Bring files a host wrote back into the cell (a no-op on this machine)."""
+    for name in names:
+        try:
+            host.get(host_dir / name, local_dir / name)
+        except (HostError, OSError):
+            pass  # a missing file is judged by whoever reads it
 
 
 def loadgen_argv(context: CellContext, cell: Cell) -> list[str]:
     config = context.config
     target = f"{context.lab.target_address}:{config.port}"
     if cell.factors["workload"] == WORKLOAD_CHAT:
-        assert context.chat_key is not None
+        assert context.chat_key_on_loadgen is not None
         return loadgens.chat_command(
             context.build.loadgen_binary, target, cell.connections, config.load_duration_s,
-            cell.factors["message_rate"], context.chat_key, cell.factors["message_size"],
+            cell.factors["message_rate"], context.chat_key_on_loadgen,
+            cell.factors["message_size"],
             connect_rate=config.connect_rate)
     if config.generator == "tcpkali":
         binary = loadgens.find_tcpkali()
@@ -132,15 +181,18 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
         "cpu_isolation": placement.isolation,
         "tracer": None, "server": {"exit_code": None, "stderr_tail": ""},
     }
-    check_port_free(config.port)
+    check_port_free(lab.server, config.port)
     descriptor = context.servers[cell.server]
-    cgroup: Cgroup | None = create_cgroup(f"{context.run_dir.run_id}.{cell.id}",
-                                          placement.server_cpus)
+    run_id = context.run_dir.run_id
+    cgroup: Cgroup | None = lab.server.create_cgroup(f"{run_id}.{cell.id}",
+                                                     placement.server_cpus)
     started: list[Process] = []
+    server_dir = Path(lab.server.workdir(f"cells/{run_id}/{cell.id}", local=work))
     try:
         values: dict[str, Any] = {}
         if cell.factors["workload"] == WORKLOAD_CHAT:
-            values = chat_server_values(cell, work) | {"key_file": context.chat_key}
+            values = (chat_server_values(cell, lab.server, server_dir)
+                      | {"key_file": context.chat_key_on_server})
         server_argv = descriptor.start_argv(context.build.server_build_dirs[cell.server],
                                             config.port, cell.factors, **values)
         server_env = descriptor.start_env(cell.factors)
@@ -155,14 +207,15 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
                 if code is not None else
                 f"{cell.server} did not accept connections on port {config.port} within "
                 f"{SERVER_START_TIMEOUT_S:g} s: check {work.name}/server.stderr")
-            return _finish(context, cell, work, status, started, cgroup)
+            return _finish(context, cell, work, status, started, cgroup, server_dir)
 
+        tracer_script = stage_tracer(lab.server)
         t0 = time.time() + TRACER_STARTUP_S
         tracer_argv = [
-            sys.executable, str(TRACER_SCRIPT), "--pid", str(server.pid),
-            "--out", str(work / "trace.csv"), "--summary", str(work / "tracer.json"),
+            lab.server.python, str(tracer_script), "--pid", str(server.pid),
+            "--out", str(server_dir / "trace.csv"), "--summary", str(server_dir / "tracer.json"),
             "--interval", str(config.sample_interval_s), "--duration", str(config.load_duration_s),
-            "--warmup", str(config.warmup_s), "--t0", f"{t0:.6f}",
+            "--warmup", str(config.warmup_s), "--t0", f"{t0 + lab.server.clock_offset_s:.6f}",
         ]
         if cgroup is not None:
             tracer_argv += ["--cgroup-dir", str(cgroup.cpu_dir), "--cgroup-kind", cgroup.kind]
@@ -177,6 +230,7 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
         deadline = time.monotonic() + config.load_duration_s + 30
         loadgen_code = _wait(loadgen, deadline)
         tracer_code = _wait(tracer, deadline)
+        fetch(lab.server, server_dir, ["trace.csv", "tracer.json"], work)
         server_code = server.poll()
         if server_code is not None:
             status["reason"] = f"{cell.server} exited with code {server_code} during the cell"
@@ -205,7 +259,11 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
                 status["reason"] = "the tracer recorded no sample"
             else:
                 status["status"] = "ok"
-        return _finish(context, cell, work, status, started, cgroup)
+        return _finish(context, cell, work, status, started, cgroup, server_dir)
+    except HostError as error:
+        # A dropped SSH connection (or a host that stopped answering) fails this cell only.
+        status["reason"] = f"host error: {error}"
+        return _finish(context, cell, work, status, started, cgroup, server_dir)
     except BaseException:
         _stop_all(started, cgroup)
         raise
@@ -226,9 +284,20 @@ def _stop_all(started: list[Process], cgroup: Cgroup | None) -> list[int | None]
 
 
 def _finish(context: CellContext, cell: Cell, work: Path, status: dict[str, Any],
-            started: list[Process], cgroup: Cgroup | None) -> tuple[Path, dict[str, Any]]:
-    server_was_running = bool(started) and started[0].poll() is None
+            started: list[Process], cgroup: Cgroup | None, server_dir: Path
+            ) -> tuple[Path, dict[str, Any]]:
+    try:
+        server_was_running = bool(started) and started[0].poll() is None
+    except HostError:
+        server_was_running = False
     codes = _stop_all(started, cgroup)
+    if cell.factors["workload"] == WORKLOAD_CHAT:
+        fetch(context.lab.server, server_dir, ["chat.log"], work)
+    try:
+        if server_dir != work:  # a remote host: its copy of the cell is no longer needed
+            context.lab.server.run(["rm", "-rf", str(server_dir)], check=False, timeout=60)
+    except HostError:
+        pass
     status["server"].update(
         exit_code=codes[-1] if started else None,
         stopped_by_runner=server_was_running,

@@ -28,7 +28,14 @@ from rich.progress import (
 
 from experiments import loadgens
 from experiments.build import BUILD_ROOT, build_all
-from experiments.cell_run import CellContext, RunAborted, chat_key_file, run_cell
+from experiments.cell_run import (
+    CellContext,
+    RunAborted,
+    chat_key_file,
+    check_tracer_runs,
+    run_cell,
+    stage_chat_key,
+)
 from experiments.cells import WORKLOAD_CHAT, Cell, plan_cells
 from experiments.config import ExperimentConfig, load_config
 from experiments.rawdata import RAW_DIR, RunDir, now_iso
@@ -117,6 +124,9 @@ def _initial_manifest(run_dir: RunDir, plan: RunPlan, lab: Lab, tools: dict[str,
         "git": git_state(),
         "provider": lab.provider,
         "hosts": lab.facts,
+        "server_host": lab.server.name,
+        "loadgen_host": lab.loadgen.name,
+        "target_address": lab.target_address,
         "cpu_isolation": None,
         "tools": tools,
         "started_at": now_iso(),
@@ -129,18 +139,28 @@ def _initial_manifest(run_dir: RunDir, plan: RunPlan, lab: Lab, tools: dict[str,
 
 def run_experiment(provider_name: str, config_name: str, resume: str | None = None,
                    raw_dir: Path = RAW_DIR, build_root: Path = BUILD_ROOT,
-                   console: Console | None = None) -> RunDir:
+                   console: Console | None = None, inventory: Path | None = None) -> RunDir:
     console = console or Console()
     plan = plan_run(config_name, resume, raw_dir)
-    lab = get_provider(provider_name).lab()
+    lab = get_provider(provider_name, config=plan.config.path, inventory=inventory).lab()
+    try:
+        return _run(plan, lab, build_root, raw_dir, console)
+    finally:
+        for host in {id(h): h for h in (lab.server, lab.loadgen)}.values():
+            host.close()  # remote hosts: kill anything a failed cell left, drop the connection
+
+
+def _run(plan: RunPlan, lab: Lab, build_root: Path, raw_dir: Path, console: Console) -> RunDir:
+    check_tracer_runs(lab.server)
     servers = discover_servers()
     wanted = [servers[name] for name in dict.fromkeys(c.server for c in plan.cells)]
 
     if plan.config.generator == "tcpkali" and loadgens.find_tcpkali() is None:
         raise RunAborted("loadgen = 'tcpkali' in the config, but no tcpkali is on PATH: "
                          "install it, or use loadgen = 'native'")
-    with console.status("building servers and load generator"):
-        build = build_all(lab.server, wanted, build_root)
+    with console.status(f"building servers on {lab.server.name} and the load generator "
+                        f"for {lab.loadgen.name}"):
+        build = build_all(lab.server, wanted, build_root, loadgen_host=lab.loadgen)
     if plan.config.generator == "tcpkali":
         build.tools["tcpkali"] = tool_version(lab.loadgen, ["tcpkali", "--version"])
 
@@ -162,7 +182,10 @@ def run_experiment(provider_name: str, config_name: str, resume: str | None = No
     key_dir = Path(tempfile.mkdtemp(prefix="papaya-chat-key-"))
     chat_key = chat_key_file(key_dir) if any(
         c.factors["workload"] == WORKLOAD_CHAT for c in plan.cells) else None
-    context = CellContext(lab, plan.config, build, servers, run_dir, chat_key)
+    keys_on = {role: stage_chat_key(host, chat_key, run_dir.run_id) if chat_key else None
+               for role, host in (("server", lab.server), ("loadgen", lab.loadgen))}
+    context = CellContext(lab, plan.config, build, servers, run_dir, chat_key,
+                          keys_on["server"], keys_on["loadgen"])
     warned: set[str] = set()
     progress = Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(),
@@ -216,10 +239,11 @@ def run_experiment(provider_name: str, config_name: str, resume: str | None = No
 
 
 def dry_run(provider_name: str, config_name: str, resume: str | None = None,
-            raw_dir: Path = RAW_DIR, console: Console | None = None) -> RunPlan:
+            raw_dir: Path = RAW_DIR, console: Console | None = None,
+            inventory: Path | None = None) -> RunPlan:
     console = console or Console()
     plan = plan_run(config_name, resume, raw_dir)
-    lab = get_provider(provider_name).lab()
+    lab = get_provider(provider_name, config=plan.config.path, inventory=inventory).lab()
     lines = []
     for name, facts in lab.facts.items():
         placement = lab.placement(plan.config.cpus[0])

@@ -54,7 +54,21 @@ class Host(Protocol):
 
     def put(self, local: Path, remote: Path) -> None: ...
     def get(self, remote: Path, local: Path) -> None: ...
+    def put_tree(self, local_dir: Path, remote_dir: Path) -> None: ...
     def which(self, program: str) -> str | None: ...
+
+    # The interpreter that runs the tracer and helper scripts on the host.
+    python: str
+    # Host clock minus this machine's clock (0 for this machine).
+    clock_offset_s: float
+
+    def workdir(self, relative: str, local: Path) -> Path:
+        """Where files that belong in ``local`` are written on the host (``local`` itself
+        on this machine); the caller fetches them with ``get``."""
+        ...
+
+    def create_cgroup(self, name: str, cpus: Sequence[int]) -> Cgroup | None: ...
+    def close(self) -> None: ...
 
 
 class LocalProcess:
@@ -126,6 +140,26 @@ _JOIN_CGROUP = 'for f in $PAPAYA_CGROUP_PROCS; do echo $$ > "$f" || exit 125; do
 
 class LocalHost:
     name = "local"
+    clock_offset_s = 0.0
+
+    @property
+    def python(self) -> str:
+        return sys.executable
+
+    def workdir(self, relative: str, local: Path) -> Path:
+        local.mkdir(parents=True, exist_ok=True)
+        return local
+
+    def create_cgroup(self, name: str, cpus: Sequence[int]) -> Cgroup | None:
+        from infra.cgroups import create_cgroup
+
+        return create_cgroup(name, list(cpus))
+
+    def put_tree(self, local_dir: Path, remote_dir: Path) -> None:
+        if Path(local_dir).resolve() != Path(remote_dir).resolve():
+            shutil.rmtree(remote_dir, ignore_errors=True)
+            shutil.copytree(local_dir, remote_dir,
+                            ignore=shutil.ignore_patterns("build", "__pycache__"))
 
     def run(self, cmd: Sequence[str], *, cwd: Path | None = None,
             env: Mapping[str, str] | None = None, check: bool = True,
@@ -179,6 +213,9 @@ class LocalHost:
 
     def get(self, remote: Path, local: Path) -> None:
         self.put(remote, local)
+
+    def close(self) -> None:
+        """Nothing to close on this machine (RemoteHost drops its connection)."""
 
     def which(self, program: str) -> str | None:
         return shutil.which(program, path=_merged_env(None)["PATH"])

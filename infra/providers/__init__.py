@@ -7,6 +7,7 @@ how CPUs are split) and never learns which provider made it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from infra.hosts import Host
@@ -34,11 +35,24 @@ class Lab:
         raise NotImplementedError
 
 
+@dataclass
+class HostEntry:
+    """One provisioned host, connected: what the portability matrix iterates over."""
+
+    name: str
+    roles: list[str]
+    host: Host
+    address: str
+    cpus: list[int] | None
+    facts: dict[str, Any]
+
+
 class Provider(Protocol):
     name: str
 
-    def provision(self) -> dict[str, Any]: ...
+    def provision(self, *, bootstrap: bool = False) -> dict[str, Any]: ...
     def lab(self) -> Lab: ...
+    def hosts(self) -> list[HostEntry]: ...
     def status(self) -> list[dict[str, Any]]: ...
     def destroy(self) -> list[str]: ...
 
@@ -47,11 +61,26 @@ class ProviderError(RuntimeError):
     """A provider that cannot be used here, with what to do about it."""
 
 
-def get_provider(name: str) -> Provider:
+PROVIDERS = ("local", "lab", "ssh")
+DEFAULT_INVENTORY = Path("inventory.toml")
+
+
+def get_provider(name: str, *, config: Path | None = None,
+                 inventory: Path | None = None) -> Provider:
+    """The provider called ``name``; ``config`` feeds the lab's hosts, ``inventory`` ssh's."""
     if name == "local":
         from infra.providers.local import LocalProvider
 
         return LocalProvider()
+    if name == "lab":
+        from infra.providers.lab import LabProvider
+
+        return LabProvider(config)
+    if name == "ssh":
+        from infra.providers.ssh import SshProvider
+
+        return SshProvider(inventory or DEFAULT_INVENTORY)
     raise ProviderError(
-        f"unknown provider {name!r}: this version has 'local' (lab, ssh and cloud are planned)"
+        f"unknown provider {name!r}: choose one of {', '.join(PROVIDERS)} "
+        "(cloud is planned)"
     )

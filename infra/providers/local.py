@@ -8,7 +8,7 @@ from typing import Any
 from infra.cgroups import remove_stale_cgroups
 from infra.facts import local_facts
 from infra.hosts import LocalHost
-from infra.providers import Lab, Placement
+from infra.providers import HostEntry, Lab, Placement
 from infra.state import read_state, remove_state, write_state
 
 
@@ -42,8 +42,9 @@ class LocalProvider:
     def __init__(self) -> None:
         self.host = LocalHost()
 
-    def provision(self) -> dict[str, Any]:
-        """Check and record what this machine has; builds nothing."""
+    def provision(self, *, bootstrap: bool = False) -> dict[str, Any]:
+        """Check and record what this machine has; builds nothing (``bootstrap`` is for
+        remote hosts: this machine is set up by `make run`)."""
         facts = local_facts(self.host)
         state = {
             "provider": self.name,
@@ -57,6 +58,11 @@ class LocalProvider:
         # Facts are read fresh: a run must describe the machine as it is now.
         facts = local_facts(self.host)
         return LocalLab(self.name, self.host, self.host, {"local": facts}, "127.0.0.1")
+
+    def hosts(self) -> list[HostEntry]:
+        facts = local_facts(self.host)
+        return [HostEntry("local", ["server", "loadgen"], self.host, "127.0.0.1",
+                          facts["usable_cpus"], facts)]
 
     def status(self) -> list[dict[str, Any]]:
         state = read_state(self.name)
