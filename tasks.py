@@ -24,7 +24,9 @@ CALLER_DIR = os.getcwd()  # where invoke was called from (`invoke chat` resolves
 os.chdir(os.environ.get("PAPAYA_WORKDIR", Path(__file__).resolve().parent))
 
 COMMON_HELP = {
-    "provider": "where to run: local (this machine; the default)",
+    "provider": "where to run: local (this machine; the default), lab (hosts in network "
+                "namespaces on this machine, as root), ssh (the hosts of --inventory)",
+    "inventory": "the ssh provider's inventory TOML (default: inventory.toml)",
     "config": "a profile name in experiments/configs/ (quick, paper) or a TOML file path",
     "resume": "continue the run RUN_ID: keep its completed cells, redo the rest",
     "dry_run": "print the plan (hosts, cells in order, estimated duration) and exit",
@@ -45,6 +47,22 @@ def _known_errors() -> tuple[type[BaseException], ...]:
             HostError, ProviderError)
 
 
+def _config_path(config: str) -> Path:
+    from experiments.config import resolve_config_path
+
+    # A file path is relative to where invoke was called; a profile name is looked up.
+    candidate = Path(CALLER_DIR, config)
+    return resolve_config_path(candidate if candidate.is_file() else config)
+
+
+def _provider(name: str, config: str, inventory: str | None) -> Any:
+    """The provider, given the config (lab hosts come from it) and the inventory (ssh)."""
+    from infra.providers import get_provider
+
+    return get_provider(name, config=_config_path(config),
+                        inventory=Path(CALLER_DIR, inventory) if inventory else None)
+
+
 def _clear_errors(function: Callable[..., Any]) -> Callable[..., Any]:
     """Known failures end as one line naming the problem, not a traceback."""
 
@@ -62,19 +80,19 @@ def _clear_errors(function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@task(help=COMMON_HELP)
+@task(help={**COMMON_HELP,
+            "bootstrap": "ssh provider: install python3 with psutil, a C compiler and make "
+                         "with the host's package manager, and create the service user"})
 @_clear_errors
-def provision(c, provider="local", config="quick", resume=None, dry_run=False):
-    """Check and record what the hosts have (OS, kernel, CPU, memory, cc and Go versions)."""
-    from infra.providers import get_provider
-
-    chosen = get_provider(provider)
+def provision(c, provider="local", config="quick", resume=None, dry_run=False, inventory=None,
+              bootstrap=False):
+    """Make the hosts ready and record their facts (OS, kernel, arch, CPU, memory, compilers)."""
+    chosen = _provider(provider, config, inventory)
     if dry_run:
-        hosts = ", ".join(chosen.lab().facts)
-        console.print(f"provision --dry-run: would check and record the facts of {provider} "
-                      f"host(s) {hosts}; nothing is built or changed")
+        console.print(f"provision --dry-run: would make the {provider} hosts ready and record "
+                      "their facts; nothing is changed")
         return
-    state = chosen.provision()
+    state = chosen.provision(bootstrap=bootstrap)
     for name, host in state["hosts"].items():
         table = Table(title=f"{provider} host {name} ({', '.join(host['roles'])})")
         table.add_column("fact")
@@ -82,7 +100,7 @@ def provision(c, provider="local", config="quick", resume=None, dry_run=False):
         for key, value in host["facts"].items():
             table.add_row(key, str(value))
         console.print(table)
-        for tool in ("cc", "go", "make"):
+        for tool in ("cc", "make"):
             if not host["facts"].get(tool):
                 console.print(f"[yellow]warning:[/yellow] {name} has no {tool}; "
                               "`invoke build` will say how to install it")
@@ -90,39 +108,46 @@ def provision(c, provider="local", config="quick", resume=None, dry_run=False):
 
 @task(help=COMMON_HELP)
 @_clear_errors
-def build(c, provider="local", config="quick", resume=None, dry_run=False):
-    """Build the servers under test and the load generator on the hosts."""
+def build(c, provider="local", config="quick", resume=None, dry_run=False, inventory=None):
+    """Build the servers on the server host and the load generator for the loadgen host."""
     from experiments.build import build_all
     from experiments.runner import plan_run
     from experiments.server_registry import discover_servers
-    from infra.providers import get_provider
 
     plan = plan_run(config, resume)
     servers = discover_servers()
-    lab = get_provider(provider).lab()
+    lab = _provider(provider, config, inventory).lab()
     needed = dict.fromkeys(cell.server for cell in plan.cells)
-    result = build_all(lab.server, [servers[name] for name in needed])
+    try:
+        result = build_all(lab.server, [servers[name] for name in needed],
+                           loadgen_host=lab.loadgen)
+    finally:
+        lab.server.close()
+        lab.loadgen.close()
     for name, binary in result.server_binaries.items():
-        console.print(f"{name}: {binary}")
-    console.print(f"load generator: {result.loadgen_binary}")
+        console.print(f"{name}: {lab.server.name}:{binary}")
+    console.print(f"load generator: {lab.loadgen.name}:{result.loadgen_binary}")
     for tool, version in result.tools.items():
         console.print(f"  {tool}: {version}")
 
 
 @task(help=COMMON_HELP)
 @_clear_errors
-def run_experiment(c, provider="local", config="quick", resume=None, dry_run=False):
+def run_experiment(c, provider="local", config="quick", resume=None, dry_run=False,
+                   inventory=None):
     """Build, start each server, drive the load, trace CPU; write data/raw/<run-id>/."""
     from experiments.runner import dry_run as show_plan
     from experiments.runner import run_experiment as run
 
+    where = Path(CALLER_DIR, inventory) if inventory else None
     if dry_run:
-        show_plan(provider, config, resume, console=console)
+        show_plan(provider, config, resume, console=console, inventory=where)
         return
-    run(provider, config, resume, console=console)
+    run(provider, config, resume, console=console, inventory=where)
 
 
-@task(help={**COMMON_HELP, "run_id": "the run to report on (default: the newest)",
+@task(help={**{k: v for k, v in COMMON_HELP.items() if k != "inventory"},
+            "run_id": "the run to report on (default: the newest)",
             "no_pdf": "skip the LaTeX build (the HTML report is still written)"})
 @_clear_errors
 def report(c, provider="local", config="quick", resume=None, dry_run=False, run_id=None,
@@ -136,21 +161,46 @@ def report(c, provider="local", config="quick", resume=None, dry_run=False, run_
 
 @task(help=COMMON_HELP)
 @_clear_errors
-def status(c, provider="local", config="quick", resume=None, dry_run=False):
-    """List the provider's hosts and the runs under data/raw."""
+def status(c, provider="local", config="quick", resume=None, dry_run=False, inventory=None):
+    """List the provider's hosts (and whether they answer) and the runs under data/raw."""
     from experiments.status import print_status
 
-    print_status(provider, console)
+    print_status(_provider(provider, config, inventory), console)
 
 
 @task(help=COMMON_HELP)
 @_clear_errors
-def destroy(c, provider="local", config="quick", resume=None, dry_run=False):
-    """Tear down what provision made (local: recorded facts, leftover cgroups); data stays."""
-    from infra.providers import get_provider
-
-    removed = get_provider(provider).destroy()
+def destroy(c, provider="local", config="quick", resume=None, dry_run=False, inventory=None):
+    """Tear down what provision made (lab: every namespace, process, mount); data stays."""
+    removed = _provider(provider, config, inventory).destroy()
     console.print("removed: " + (", ".join(removed) if removed else "nothing to remove"))
+
+
+@task(help={**COMMON_HELP,
+            "provider": "hosts besides this machine: lab, ssh, or all (every provider "
+                        "with provisioned hosts; the default)"})
+@_clear_errors
+def portability(c, provider="all", config="quick", resume=None, dry_run=False,
+                inventory=None):
+    """RQ3: native and cross builds plus smoke, conformance and regression tests per host.
+
+    Writes data/portability/<run-id>/matrix.json; `invoke report` turns it into the RQ3 table.
+    """
+    from experiments.portability import run_portability
+    from infra.providers import portability_hosts
+
+    entries = portability_hosts(provider, config=_config_path(config),
+                                inventory=Path(CALLER_DIR, inventory) if inventory else None)
+    if dry_run:
+        for entry in entries:
+            console.print(f"host {entry.name} ({', '.join(entry.roles)}): {entry.address}")
+        return
+    try:
+        run_dir = run_portability(entries, console=console)
+    finally:
+        for entry in entries:
+            entry.host.close()
+    console.print(f"portability matrix: {run_dir / 'matrix.json'}")
 
 
 @task(help={

@@ -9,14 +9,14 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments.rawdata import RAW_DIR, RunDir, RunDirError
-from infra.providers import get_provider
+from infra.providers import Provider
 
 
-def print_status(provider_name: str, console: Console, raw_dir: Path = RAW_DIR) -> None:
-    hosts = Table(title=f"provider {provider_name}")
+def print_status(provider: Provider, console: Console, raw_dir: Path = RAW_DIR) -> None:
+    hosts = Table(title=f"provider {provider.name}")
     for column in ("host", "provisioned", "reachable", "details"):
         hosts.add_column(column)
-    for host in get_provider(provider_name).status():
+    for host in provider.status():
         details = ", ".join(f"{k}={v}" for k, v in host.items()
                             if k not in ("host", "provisioned", "reachable"))
         hosts.add_row(host["host"], str(host["provisioned"]), str(host["reachable"]), details)

@@ -84,3 +84,20 @@ def get_provider(name: str, *, config: Path | None = None,
         f"unknown provider {name!r}: choose one of {', '.join(PROVIDERS)} "
         "(cloud is planned)"
     )
+
+
+def portability_hosts(which: str, *, config: Path | None = None,
+                      inventory: Path | None = None) -> list[HostEntry]:
+    """This machine plus the hosts of ``which`` provider ("all": every provider that has
+    provisioned hosts, i.e. a state file)."""
+    from infra.state import state_path
+
+    if which not in ("all", *PROVIDERS):
+        raise ProviderError(f"unknown provider {which!r}: choose all or one of "
+                            f"{', '.join(PROVIDERS)}")
+    names = [n for n in PROVIDERS if n != "local" and (which == n or (
+        which == "all" and state_path(n).is_file()))]
+    entries = get_provider("local").hosts()
+    for name in names:
+        entries += get_provider(name, config=config, inventory=inventory).hosts()
+    return entries
