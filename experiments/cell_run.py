@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,7 +273,7 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
 def _wait(process: Process, deadline: float) -> int | None:
     try:
         return process.wait(max(0.1, deadline - time.monotonic()))
-    except Exception:  # subprocess.TimeoutExpired; the caller reports the missing exit code
+    except (subprocess.TimeoutExpired, TimeoutError):  # the caller reports the missing code
         return None
 
 
