@@ -100,7 +100,7 @@ def provision(c, provider="local", config="quick", resume=None, dry_run=False, i
         for key, value in host["facts"].items():
             table.add_row(key, str(value))
         console.print(table)
-        for tool in ("cc", "make"):
+        for tool in ("cc", "make") if "server" in host["roles"] else ():
             if not host["facts"].get(tool):
                 console.print(f"[yellow]warning:[/yellow] {name} has no {tool}; "
                               "`invoke build` will say how to install it")

@@ -220,8 +220,11 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
         ]
         if cgroup is not None:
             tracer_argv += ["--cgroup-dir", str(cgroup.cpu_dir), "--cgroup-kind", cgroup.kind]
-        tracer = lab.server.start(tracer_argv, cpus=placement.aux_cpus,
-                                  stderr=work / "tracer.stderr")
+        # The tracer lives on the server host; the load generator's CPUs are only its own
+        # when both share a host (a lab host's cpuset refuses any other CPU).
+        tracer_cpus = placement.aux_cpus if lab.server is lab.loadgen else None
+        status["tracer_cpus"] = tracer_cpus
+        tracer = lab.server.start(tracer_argv, cpus=tracer_cpus, stderr=work / "tracer.stderr")
         started.append(tracer)
         time.sleep(max(0.0, t0 - time.time()))
         loadgen = lab.loadgen.start(loadgen_argv(context, cell), cpus=placement.aux_cpus,

@@ -94,13 +94,17 @@ def _clear_leftover(*directories: Path) -> None:
         Cgroup("leftover", leftovers[0], leftovers).remove()
 
 
-def create_cgroup(name: str, cpus: list[int]) -> Cgroup | None:
-    """A fresh group ``papaya/<name>`` confined to ``cpus``; None when cgroups are unusable."""
+def create_cgroup(name: str, cpus: list[int], *, prefix: str = GROUP_PREFIX) -> Cgroup | None:
+    """A fresh group ``<prefix>/<name>`` confined to ``cpus``; None when cgroups are unusable.
+
+    The lab keeps its hosts under a prefix of its own, so removing stale ``papaya`` groups
+    never kills a lab host.
+    """
     kind = cgroups_available()
     if kind == "cgroup-v2":
         root = _v2_root()
         assert root is not None
-        parent = root / GROUP_PREFIX
+        parent = root / prefix
         parent.mkdir(exist_ok=True)
         # Controllers must be enabled on every level above the leaf that uses them.
         for level in (root, parent):
@@ -114,8 +118,8 @@ def create_cgroup(name: str, cpus: list[int]) -> Cgroup | None:
         dirs = _v1_dirs()
         assert dirs is not None
         cpuacct_root, cpuset_root = dirs
-        cpuset_parent = cpuset_root / GROUP_PREFIX
-        _clear_leftover(cpuacct_root / GROUP_PREFIX / name, cpuset_parent / name)
+        cpuset_parent = cpuset_root / prefix
+        _clear_leftover(cpuacct_root / prefix / name, cpuset_parent / name)
         if not cpuset_parent.exists():
             cpuset_parent.mkdir()
         # A v1 cpuset group starts empty and refuses tasks until cpus and mems are set.
@@ -124,8 +128,8 @@ def create_cgroup(name: str, cpus: list[int]) -> Cgroup | None:
             (directory / "cpuset.mems").write_text((cpuset_root / "cpuset.mems").read_text())
         (cpuset_parent / "cpuset.cpus").write_text((cpuset_root / "cpuset.cpus").read_text())
         (cpuset_parent / name / "cpuset.cpus").write_text(_cpu_list(cpus))
-        (cpuacct_root / GROUP_PREFIX).mkdir(exist_ok=True)
-        cpuacct = cpuacct_root / GROUP_PREFIX / name
+        (cpuacct_root / prefix).mkdir(exist_ok=True)
+        cpuacct = cpuacct_root / prefix / name
         cpuacct.mkdir()
         return Cgroup(kind, cpuacct, [cpuacct, cpuset_parent / name])
     return None
