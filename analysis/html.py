@@ -148,7 +148,8 @@ def _chat(run: RawRun, pngs: list[Path]) -> list[str]:
     return [render_table(chat.table(summary)), *_figures(pngs, (chat.STEM,))]
 
 
-def render(run: RawRun, inference: Inference, facts: RunFacts, figures: list[Path]) -> str:
+def render(run: RawRun, inference: Inference, facts: RunFacts, figures: list[Path],
+           rq3_html: str | None = None) -> str:
     pngs = [p for p in figures if p.suffix == ".png"]
     no_pair = "This run has no pair of c-fork and go-goroutine conditions to compare."
     ablation = (
@@ -193,6 +194,7 @@ def render(run: RawRun, inference: Inference, facts: RunFacts, figures: list[Pat
         "<h3>Every repetition</h3>", render_table(tables.cells_table(inference)),
         "<h2>Ablations</h2>", *ablation,
         "<h2>Chat service</h2>", *_chat(run, pngs),
+        *(["<h2>RQ3: portability</h2>", rq3_html] if rq3_html is not None else []),
         "<h2>Failed cells</h2>", _cell_list(run, run.failed, "No cell failed."),
         "<h2>Pending cells</h2>", _cell_list(run, run.pending, "No cell is pending."),
         "</body></html>",
@@ -200,7 +202,7 @@ def render(run: RawRun, inference: Inference, facts: RunFacts, figures: list[Pat
 
 
 def write_report(run: RawRun, inference: Inference, facts: RunFacts, figures: list[Path],
-                 html_path: Path) -> Path:
+                 html_path: Path, rq3_html: str | None = None) -> Path:
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(render(run, inference, facts, figures), encoding="utf-8")
+    html_path.write_text(render(run, inference, facts, figures, rq3_html), encoding="utf-8")
     return html_path

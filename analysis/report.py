@@ -9,7 +9,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import figures, html, inference, latex, paper_build, runfacts
+from analysis import figures, html, inference, latex, paper_build, rq3, runfacts
 from analysis.errors import AnalysisError
 from analysis.rawdata import RawDataError, latest_run_id, load_run
 
@@ -65,8 +65,11 @@ def build_report(
     generated_dir = paper_dir / "generated"
     figure_paths = figures.draw_all(run, results, generated_dir / "figures")
     generated = latex.write_generated(run, results, facts, generated_dir)
+    # RQ3 comes from the newest portability matrix (invoke portability), not from this run.
+    generated.append(rq3.write_rq3(generated_dir, data_dir)[0])
     html_path = html.write_report(run, results, facts, figure_paths,
-                                  paper_dir / "build" / "report.html")
+                                  paper_dir / "build" / "report.html",
+                                  rq3_html=rq3.html_section(data_dir))
     pdf = paper_build.build_pdf(paper_dir) if build_pdf else None
     return ReportOutputs(
         run_id=run_id,
