@@ -131,9 +131,10 @@ def v6only_wrapper(host: Host, facts: dict[str, Any], tag: str) -> tuple[Wrapper
                            f"throwaway network namespace {namespace} with "
                            "net.ipv6.bindv6only=1", remove), ""
         remove()
+    # A lab host says so (its provider made the namespace); elsewhere compare with PID 1's.
     own = _text(host, ["readlink", "/proc/self/ns/net"])
     init = _text(host, ["readlink", "/proc/1/ns/net"])
-    if own and init and own != init:
+    if facts.get("network_namespace") or (own and init and own != init):
         old = _text(host, ["cat", "/proc/sys/net/ipv6/bindv6only"])
         if old is not None and _text(host, ["sh", "-c",
                                             "echo 1 > /proc/sys/net/ipv6/bindv6only"]) is not None:

@@ -326,8 +326,10 @@ class LabProvider:
 
     def hosts(self) -> list[HostEntry]:
         state = self._state()
+        # A lab host is alone in its network namespace: checks may change its network
+        # settings (the portability matrix sets net.ipv6.bindv6only there).
         return [HostEntry(name, list(h["roles"]), self._remote(name, h["address"]), h["address"],
-                          list(h["cpus"]), h.get("facts", {}))
+                          list(h["cpus"]), h.get("facts", {}) | {"network_namespace": h["netns"]})
                 for name, h in state["hosts"].items()]
 
     def lab(self) -> Lab:

@@ -60,7 +60,10 @@ class LocalProvider:
         return LocalLab(self.name, self.host, self.host, {"local": facts}, "127.0.0.1")
 
     def hosts(self) -> list[HostEntry]:
-        facts = local_facts(self.host)
+        from infra.remote_facts import gather_facts
+
+        # The same facts as every remote host has (os_id, long_bit, compilers, ...).
+        facts = gather_facts(self.host)
         return [HostEntry("local", ["server", "loadgen"], self.host, "127.0.0.1",
                           facts["usable_cpus"], facts)]
 

@@ -25,10 +25,12 @@ def test_64_writers_1000_lines_each(server: ChatServer) -> None:
     assert result.logged == total
     assert result.logged_unique == total
     assert result.out_of_order_writers == 0
-    # The writers really were concurrent: their lines alternate many times in the log.
+    # The writers really were concurrent: their lines alternate in the log more often than
+    # the WRITERS - 1 times of writers taking turns. (How much more depends on the host:
+    # 85 on a 1-CPU i386 lab host with the Go server, thousands on 2 CPUs.)
     heads = [line[:3] for line in result.log.split(b"\n") if b" seq=" in line]
     switches = sum(1 for a, b in zip(heads, heads[1:], strict=False) if a != b)
-    assert switches >= 200, switches
+    assert switches > WRITERS - 1, switches
 
     # Every client: all 64,000, none lost or duplicated, and its stream is exactly the
     # end of the log: the same total order on every client.
