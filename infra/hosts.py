@@ -235,13 +235,13 @@ def _merged_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return merged
 
 
-def wait_for_port(host: str, port: int, timeout_s: float, alive: Process) -> bool:
+def wait_for_port(host: str, port: int, timeout_s: float, alive: Process | None = None) -> bool:
     """True once something accepts on host:port; False on timeout or if ``alive`` exits first."""
     import socket
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if alive.poll() is not None:
+        if alive is not None and alive.poll() is not None:
             return False
         try:
             with socket.create_connection((host, port), timeout=0.2):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import shlex
-import socket
 import tarfile
 import time
 from collections.abc import Mapping, Sequence
@@ -403,11 +402,3 @@ class RemoteHost:
         self.run(["sh", "-c", f"tar -xf {shlex.quote(str(archive_path))} -C "
                               f"{shlex.quote(str(remote_dir))} && rm -f "
                               f"{shlex.quote(str(archive_path))}"])
-
-
-def port_is_open(address: str, port: int, timeout_s: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False

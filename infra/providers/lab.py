@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from infra.cgroups import create_cgroup
-from infra.hosts import HostError
+from infra.hosts import HostError, wait_for_port
 from infra.lab import hosts as labhosts
 from infra.lab import net
 from infra.lab.config import LabConfig, LabConfigError, LabHostSpec, load_lab_config, select_hosts
@@ -236,7 +235,7 @@ class LabProvider:
             log = host_dir / "sshd.log"
             outer = labhosts.start_host(name, spec.arch, root, netns, cgroup, log)
             init = labhosts.wait_for_init(outer, _START_TIMEOUT_S)
-            if init is None or not _port_open(address, 22, _START_TIMEOUT_S):
+            if init is None or not wait_for_port(address, 22, _START_TIMEOUT_S):
                 tail = log.read_text(errors="replace").strip().splitlines()[-8:]
                 raise labhosts.LabHostError(
                     f"start: sshd did not come up on {address}:22 within "
@@ -391,17 +390,6 @@ class LabProvider:
             shutil.rmtree(self.keys_dir)
             removed.append(f"{self.keys_dir} (lab keys, known_hosts)")
         return removed
-
-
-def _port_open(address: str, port: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((address, port), timeout=1.0):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 __all__ = ["LAB_DIR", "LabLab", "LabProvider", "tarball_name"]
