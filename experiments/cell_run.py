@@ -182,14 +182,15 @@ def run_cell(context: CellContext, cell: Cell, placement: Placement) -> tuple[Pa
         "cpu_isolation": placement.isolation,
         "tracer": None, "server": {"exit_code": None, "stderr_tail": ""},
     }
-    check_port_free(lab.server, config.port)
     descriptor = context.servers[cell.server]
     run_id = context.run_dir.run_id
-    cgroup: Cgroup | None = lab.server.create_cgroup(f"{run_id}.{cell.id}",
-                                                     placement.server_cpus)
+    cgroup: Cgroup | None = None
     started: list[Process] = []
-    server_dir = Path(lab.server.workdir(f"cells/{run_id}/{cell.id}", local=work))
+    server_dir = work
     try:
+        check_port_free(lab.server, config.port)
+        cgroup = lab.server.create_cgroup(f"{run_id}.{cell.id}", placement.server_cpus)
+        server_dir = Path(lab.server.workdir(f"cells/{run_id}/{cell.id}", local=work))
         values: dict[str, Any] = {}
         if cell.factors["workload"] == WORKLOAD_CHAT:
             values = (chat_server_values(cell, lab.server, server_dir)

@@ -158,8 +158,13 @@ class RemoteHost:
         return f"{self.name} ({self.user}@{self.address}:{self.port})"
 
     def connect(self) -> Connection:
-        if self._connection is not None and self._connection.is_connected:
-            return self._connection
+        if self._connection is not None:
+            if self._connection.is_connected:
+                return self._connection
+            # The session dropped between commands: say so once (the caller's cell fails
+            # with the reason); the next call reconnects and kills what the session started.
+            self._connection, self._lost = None, True
+            raise HostError(f"{self.describe()}: connection lost (the SSH session closed)")
         if not self.key_file.is_file():
             raise HostError(f"{self.describe()}: connect: key file {self.key_file} not found")
         if not self.known_hosts.is_file():

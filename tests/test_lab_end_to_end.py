@@ -91,7 +91,8 @@ def test_lab_provision_run_portability_report_destroy(tmp_path: Path) -> None:
         invoke(tmp_path, "run-experiment", "--provider", "lab", "--config", str(config))
         (manifest_path,) = (tmp_path / "data" / "raw").glob("*/manifest.json")
         manifest = json.loads(manifest_path.read_text())
-        assert [c["status"] for c in manifest["cells"]] == ["ok"] * 3, manifest["cells"]
+        assert [c["status"] for c in manifest["cells"]] == ["ok"] * 3, [
+        (c["id"], c["reason"]) for c in manifest["cells"]]
         assert manifest["provider"] == "lab"
         assert manifest["server_host"] == "server-amd64"
         assert manifest["loadgen_host"] == "loadgen"

@@ -94,7 +94,8 @@ def test_provision_and_run_over_ssh(sshd: SshdInfo, tmp_path: Path) -> None:
                   str(inventory), "--config", str(config))
     assert done.returncode == 0, done.stdout + done.stderr
     manifest = manifest_of(tmp_path)
-    assert [c["status"] for c in manifest["cells"]] == ["ok"] * 3, manifest["cells"]
+    assert [c["status"] for c in manifest["cells"]] == ["ok"] * 3, [
+        (c["id"], c["reason"]) for c in manifest["cells"]]
     assert manifest["provider"] == "ssh"
     assert manifest["server_host"] == "loopback" and manifest["target_address"] == "127.0.0.1"
     assert manifest["hosts"]["loopback"]["long_bit"] in (32, 64, "32", "64")
@@ -152,7 +153,7 @@ def test_dropped_connection_fails_that_cell_and_the_run_goes_on(sshd: SshdInfo,
     assert runner.returncode == 0, output
     cells = manifest_of(tmp_path)["cells"]
     failed = [c for c in cells if c["status"] == "failed"]
-    assert len(failed) == 1, cells
+    assert len(failed) == 1, [(c["id"], c["status"], c["reason"]) for c in cells]
     assert "connection lost" in failed[0]["reason"] or "cannot" in failed[0]["reason"], failed
     assert sum(c["status"] == "ok" for c in cells) == 2
     # --resume redoes the failed cell only.
