@@ -15,8 +15,8 @@ from typing import Any
 from experiments.units import UnitError, parse_bandwidth, parse_duration
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-# Sections read by a provider, not by the experiment: [lab] lists the lab's hosts.
-PROVIDER_SECTIONS = ("lab",)
+# Sections read by a provider, not by the experiment: [lab] and [cloud] list their hosts.
+PROVIDER_SECTIONS = ("lab", "cloud")
 LOAD_GENERATORS = ("native", "tcpkali")
 # tcpkali's default is 100/s; a faster ramp keeps the connection set complete well inside
 # the warm-up, so the measured window sees every connection.

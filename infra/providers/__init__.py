@@ -61,7 +61,7 @@ class ProviderError(RuntimeError):
     """A provider that cannot be used here, with what to do about it."""
 
 
-PROVIDERS = ("local", "lab", "ssh")
+PROVIDERS = ("local", "lab", "ssh", "cloud")
 DEFAULT_INVENTORY = Path("inventory.toml")
 
 
@@ -80,10 +80,11 @@ def get_provider(name: str, *, config: Path | None = None,
         from infra.providers.ssh import SshProvider
 
         return SshProvider(inventory or DEFAULT_INVENTORY)
-    raise ProviderError(
-        f"unknown provider {name!r}: choose one of {', '.join(PROVIDERS)} "
-        "(cloud is planned)"
-    )
+    if name == "cloud":
+        from infra.providers.cloud import CloudProvider
+
+        return CloudProvider(config)
+    raise ProviderError(f"unknown provider {name!r}: choose one of {', '.join(PROVIDERS)}")
 
 
 def portability_hosts(which: str, *, config: Path | None = None,
