@@ -81,18 +81,29 @@ def _clear_errors(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @task(help={**COMMON_HELP,
-            "bootstrap": "ssh provider: install python3 with psutil, a C compiler and make "
-                         "with the host's package manager, and create the service user"})
+            "bootstrap": "ssh and cloud providers: install python3 with psutil, a C compiler "
+                         "and make with the host's package manager, and create the service "
+                         "user",
+            "dry_run": "print what would be made (cloud: the priced plan) and exit",
+            "yes": "cloud provider: create the VMs without asking for confirmation"})
 @_clear_errors
 def provision(c, provider="local", config="quick", resume=None, dry_run=False, inventory=None,
-              bootstrap=False):
+              bootstrap=False, yes=False):
     """Make the hosts ready and record their facts (OS, kernel, arch, CPU, memory, compilers)."""
     chosen = _provider(provider, config, inventory)
-    if dry_run:
+    if provider == "cloud":
+        # The cloud provider prints its priced plan, and asks before spending money.
+        state = chosen.provision(bootstrap=bootstrap, dry_run=dry_run, yes=yes)
+        if dry_run or not state:
+            return
+    elif dry_run:
         console.print(f"provision --dry-run: would make the {provider} hosts ready and record "
                       "their facts; nothing is changed")
         return
-    state = chosen.provision(bootstrap=bootstrap)
+    elif yes:
+        raise Exit("error: --yes is for the cloud provider", code=1)
+    else:
+        state = chosen.provision(bootstrap=bootstrap)
     for name, host in state["hosts"].items():
         table = Table(title=f"{provider} host {name} ({', '.join(host['roles'])})")
         table.add_column("fact")
@@ -131,10 +142,13 @@ def build(c, provider="local", config="quick", resume=None, dry_run=False, inven
         console.print(f"  {tool}: {version}")
 
 
-@task(help=COMMON_HELP)
+@task(help={**COMMON_HELP,
+            "teardown": "cloud provider: destroy the VMs when the run ends, also when it "
+                        "fails or is interrupted",
+            "keep": "with --teardown: keep the VMs after all (e.g. to look at a failure)"})
 @_clear_errors
 def run_experiment(c, provider="local", config="quick", resume=None, dry_run=False,
-                   inventory=None):
+                   inventory=None, teardown=False, keep=False):
     """Build, start each server, drive the load, trace CPU; write data/raw/<run-id>/."""
     from experiments.runner import dry_run as show_plan
     from experiments.runner import run_experiment as run
@@ -143,7 +157,8 @@ def run_experiment(c, provider="local", config="quick", resume=None, dry_run=Fal
     if dry_run:
         show_plan(provider, config, resume, console=console, inventory=where)
         return
-    run(provider, config, resume, console=console, inventory=where)
+    run(provider, config, resume, console=console, inventory=where,
+        teardown=teardown and not keep)
 
 
 @task(help={**{k: v for k, v in COMMON_HELP.items() if k != "inventory"},
@@ -168,11 +183,22 @@ def status(c, provider="local", config="quick", resume=None, dry_run=False, inve
     print_status(_provider(provider, config, inventory), console)
 
 
-@task(help=COMMON_HELP)
+@task(help={**COMMON_HELP,
+            "expired": "cloud provider: delete only labs past their time-to-live",
+            "orphans": "cloud provider: also delete papaya-tagged VMs and keys that no state "
+                       "file knows"})
 @_clear_errors
-def destroy(c, provider="local", config="quick", resume=None, dry_run=False, inventory=None):
-    """Tear down what provision made (lab: every namespace, process, mount); data stays."""
-    removed = _provider(provider, config, inventory).destroy()
+def destroy(c, provider="local", config="quick", resume=None, dry_run=False, inventory=None,
+            expired=False, orphans=False):
+    """Tear down what provision made (lab: every namespace, process, mount; cloud: every VM
+    and key, confirmed through the API); data stays."""
+    chosen = _provider(provider, config, inventory)
+    if provider == "cloud":
+        removed = chosen.destroy(expired=expired, orphans=orphans)
+    elif expired or orphans:
+        raise Exit("error: --expired and --orphans are for the cloud provider", code=1)
+    else:
+        removed = chosen.destroy()
     console.print("removed: " + (", ".join(removed) if removed else "nothing to remove"))
 
 

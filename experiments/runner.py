@@ -6,6 +6,7 @@ after any interruption, including SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ from experiments.config import ExperimentConfig, load_config
 from experiments.rawdata import RAW_DIR, RunDir, now_iso
 from experiments.server_registry import discover_servers
 from infra.facts import tool_version
-from infra.providers import Lab, get_provider
+from infra.providers import Lab, ProviderError, get_provider
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CELL_OVERHEAD_S = 2.5  # server start, tracer start-up, stop: measured on a 2-core machine
@@ -139,15 +140,23 @@ def _initial_manifest(run_dir: RunDir, plan: RunPlan, lab: Lab, tools: dict[str,
 
 def run_experiment(provider_name: str, config_name: str, resume: str | None = None,
                    raw_dir: Path = RAW_DIR, build_root: Path = BUILD_ROOT,
-                   console: Console | None = None, inventory: Path | None = None) -> RunDir:
+                   console: Console | None = None, inventory: Path | None = None,
+                   teardown: bool = False) -> RunDir:
+    """Run (or resume) an experiment; ``teardown`` destroys the provider's hosts afterwards,
+    whether the run ends, fails or is interrupted (the cloud provider's VMs cost money)."""
     console = console or Console()
     plan = plan_run(config_name, resume, raw_dir)
-    lab = get_provider(provider_name, config=plan.config.path, inventory=inventory).lab()
-    try:
-        return _run(plan, lab, build_root, raw_dir, console)
-    finally:
-        for host in {id(h): h for h in (lab.server, lab.loadgen)}.values():
-            host.close()  # remote hosts: kill anything a failed cell left, drop the connection
+    provider = get_provider(provider_name, config=plan.config.path, inventory=inventory)
+    if teardown and not hasattr(provider, "teardown_on_exit"):
+        raise ProviderError(f"--teardown is for the cloud provider, not {provider_name}")
+    guard = provider.teardown_on_exit() if teardown else contextlib.nullcontext()
+    with guard:
+        lab = provider.lab()
+        try:
+            return _run(plan, lab, build_root, raw_dir, console)
+        finally:
+            for host in {id(h): h for h in (lab.server, lab.loadgen)}.values():
+                host.close()  # remote hosts: kill what a failed cell left, drop the connection
 
 
 def _run(plan: RunPlan, lab: Lab, build_root: Path, raw_dir: Path, console: Console) -> RunDir:
