@@ -37,13 +37,21 @@ _WRAPPER = (
 _SETSID = "import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])"
 # Exit code if recorded, else whether the wrapper or the command still lives. A zombie counts
 # as gone: an orphan's reaper may take its time (ps is in procps and in FreeBSD's base).
-_POLL = (
-    'if [ -f "$1/rc" ]; then cat "$1/rc"; exit 0; fi; '
+_ALIVE = (
     'alive() { kill -0 "$1" 2>/dev/null || return 1; '
     's=$(ps -o stat= -p "$1" 2>/dev/null) || return 0; '
     'case "$s" in *Z*) return 1;; esac; return 0; }; '
+)
+_POLL = _ALIVE + (
+    'if [ -f "$1/rc" ]; then cat "$1/rc"; exit 0; fi; '
     'if alive "$2" || alive "$3"; then echo running; else echo gone; fi'
 )
+# Sleeps on the host until the exit code is recorded, both processes are gone, or $4 ticks.
+_WAIT = _ALIVE + (
+    'i=0; while [ ! -f "$1/rc" ] && [ "$i" -lt "$4" ] && { alive "$2" || alive "$3"; }; '
+    'do sleep 0.2; i=$((i+1)); done'
+)
+_WAIT_SLICE_S = 60.0  # one wait command at most this long, so a lost session shows up
 _START_TIMEOUT_S = 10.0
 _POLL_INTERVAL_S = 0.2
 
@@ -84,15 +92,21 @@ class RemoteProcess:
         return self._code
 
     def wait(self, timeout: float | None = None) -> int:
+        """Block until the process ends: one SSH command that sleeps on the host, not a poll
+        every few hundred milliseconds (each poll would cost the host a shell)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             code = self.poll()
             if code is not None:
                 return code
-            if deadline is not None and time.monotonic() >= deadline:
+            left = _WAIT_SLICE_S if deadline is None else deadline - time.monotonic()
+            if left <= 0:
                 raise TimeoutError(f"{self.host.name}: pid {self.pid} still running after "
                                    f"{timeout:g} s")
-            time.sleep(_POLL_INTERVAL_S)
+            ticks = max(1, int(min(left, _WAIT_SLICE_S) / _POLL_INTERVAL_S))
+            self.host.run(["sh", "-c", _WAIT, "papaya-wait", str(self.proc_dir),
+                           str(self.pgid), str(self.pid), str(ticks)],
+                          timeout=ticks * _POLL_INTERVAL_S + 30)
 
     def stop(self, grace_s: float = 5.0) -> int | None:
         """SIGTERM the process group, SIGKILL it after ``grace_s``; returns the exit code."""
