@@ -16,7 +16,10 @@ def print_status(provider: Provider, console: Console, raw_dir: Path = RAW_DIR) 
     hosts = Table(title=f"provider {provider.name}")
     for column in ("host", "provisioned", "reachable", "details"):
         hosts.add_column(column)
-    for host in provider.status():
+    rows = provider.status()
+    if not rows:
+        hosts.add_row("(none)", "False", "", f"run `invoke provision --provider {provider.name}`")
+    for host in rows:
         details = ", ".join(f"{k}={v}" for k, v in host.items()
                             if k not in ("host", "provisioned", "reachable"))
         hosts.add_row(host["host"], str(host["provisioned"]), str(host["reachable"]), details)
