@@ -1,14 +1,16 @@
-"""The cloud provider's state: data/state/cloud.json holds every lab this checkout created.
+"""The cloud provider's state: one file per lab, plus an index of the labs.
 
-One entry per lab (``labs[<lab id>]``): driver, region, node ids, names, addresses, tags,
-created/expires times, the key pair's provider id and name, the *paths* of the lab's SSH key
-and known_hosts (data/state/cloud/<lab id>/), host keys and facts. Never a credential, never
-key material. The file is rewritten (atomically) after every step of a creation, so a crash
+``data/state/cloud/<lab id>/lab.json`` holds one lab: driver, region, node ids, names,
+addresses, tags, created/expires times, the key pair's provider id and name, the *paths* of the
+lab's SSH key and known_hosts (beside it in the same folder), host keys and facts. Never a
+credential, never key material. ``data/state/cloud.json`` is only the index (which labs exist,
+which is current). Both are rewritten atomically after every step of a creation, so a crash
 leaves what ``destroy`` needs to delete what exists.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -37,35 +39,50 @@ class CloudState:
     def lab_dir(self, lab_id: str) -> Path:
         return self.state_dir / PROVIDER / lab_id
 
+    def lab_file(self, lab_id: str) -> Path:
+        return self.lab_dir(lab_id) / "lab.json"
+
     def load(self) -> dict[str, Any]:
-        data = read_state(PROVIDER, self.state_dir)
-        if data is None:
+        """The index with every lab's record under ``labs`` (read from its own file)."""
+        index = read_state(PROVIDER, self.state_dir)
+        if index is None:
             return {"provider": PROVIDER, "current": None, "labs": {}}
-        data.setdefault("labs", {})
-        data.setdefault("current", None)
-        return data
+        labs = {}
+        for lab_id in index.get("labs", []):
+            path = self.lab_file(lab_id)
+            try:
+                labs[lab_id] = json.loads(path.read_text())
+            except FileNotFoundError:
+                continue  # forgotten half-way; the index is fixed on the next write
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}: corrupt lab state ({error})") from error
+        return {"provider": PROVIDER, "current": index.get("current"), "labs": labs}
 
     def labs(self) -> dict[str, dict[str, Any]]:
         return self.load()["labs"]
 
     def save_lab(self, lab: dict[str, Any], *, current: bool = True) -> None:
+        path = self.lab_file(lab["lab_id"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(lab, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
         data = self.load()
-        data["labs"][lab["lab_id"]] = lab
-        if current:
-            data["current"] = lab["lab_id"]
-        write_state(PROVIDER, data, self.state_dir)
+        labs = sorted(set(data["labs"]) | {lab["lab_id"]})
+        write_state(PROVIDER, {"provider": PROVIDER, "labs": labs,
+                               "current": lab["lab_id"] if current else data["current"]},
+                    self.state_dir)
 
     def forget_lab(self, lab_id: str) -> None:
-        """Drop a destroyed lab, its keys and known_hosts; the file goes with the last lab."""
+        """Drop a destroyed lab: its file, keys and known_hosts; the index goes with the last."""
+        shutil.rmtree(self.lab_dir(lab_id), ignore_errors=True)
         data = self.load()
-        data["labs"].pop(lab_id, None)
-        if data.get("current") == lab_id:
-            data["current"] = None
+        current = None if data.get("current") == lab_id else data.get("current")
         if data["labs"]:
-            write_state(PROVIDER, data, self.state_dir)
+            write_state(PROVIDER, {"provider": PROVIDER, "labs": sorted(data["labs"]),
+                                   "current": current}, self.state_dir)
         elif self.path.exists():
             self.path.unlink()
-        shutil.rmtree(self.lab_dir(lab_id), ignore_errors=True)
         parent = self.state_dir / PROVIDER
         if parent.is_dir() and not any(parent.iterdir()):
             os.rmdir(parent)
