@@ -28,7 +28,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -321,6 +321,18 @@ class FakeCloudApi:
         self.creates += 1
         return self.creates in self.fail_create
 
+    def _node_item(self, method: str, node_id: str, key: str,
+                   render: Callable[[FakeNode], dict[str, Any]]) -> tuple[int, Any]:
+        """GET or DELETE one node: the same on both APIs but for the body's key and shape."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            raise FakeApiError(404, self._error_body("error_404.json"))
+        if method == "GET":
+            self._observe(node)
+            return 200, {key: render(node)}
+        self._delete_node(node.id)
+        return 204, None
+
     def _delete_node(self, node_id: str) -> None:
         node = self.nodes.pop(node_id)
         self._stop_sshd(node)
@@ -426,16 +438,8 @@ class FakeVultr(FakeCloudApi):
             if method == "POST":
                 return 202, {"instance": self._instance(self._create_node(body))}
         match = re.fullmatch(r"/v2/instances/([^/]+)", path)
-        if match:
-            node = self.nodes.get(match.group(1))
-            if node is None:
-                raise FakeApiError(404, self._error_body("error_404.json"))
-            if method == "GET":
-                self._observe(node)
-                return 200, {"instance": self._instance(node)}
-            if method == "DELETE":
-                self._delete_node(node.id)
-                return 204, None
+        if match and method in ("GET", "DELETE"):
+            return self._node_item(method, match.group(1), "instance", self._instance)
         raise FakeApiError(404, {"error": f"fake vultr: no route {method} {path}",
                                  "status": 404})
 
@@ -606,16 +610,8 @@ class FakeDigitalOcean(FakeCloudApi):
                           "href": f"https://api.digitalocean.com/v2/actions/{int(node.id) + 7}"}
                 return 202, {"droplet": self._droplet(node), "links": {"actions": [action]}}
         match = re.fullmatch(r"/v2/droplets/([^/]+)", path)
-        if match:
-            node = self.nodes.get(match.group(1))
-            if node is None:
-                raise FakeApiError(404, self._error_body("error_404.json"))
-            if method == "GET":
-                self._observe(node)
-                return 200, {"droplet": self._droplet(node)}
-            if method == "DELETE":
-                self._delete_node(node.id)
-                return 204, None
+        if match and method in ("GET", "DELETE"):
+            return self._node_item(method, match.group(1), "droplet", self._droplet)
         raise FakeApiError(404, {"id": "not_found",
                                  "message": f"fake digitalocean: no route {method} {path}"})
 

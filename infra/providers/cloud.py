@@ -341,11 +341,8 @@ class CloudProvider:
         ssh = self._ssh(lab)
         if ssh is not None:
             inventory = ssh.inventory()
-            for name, rec in lab["inventory_hosts"].items():
-                entry = inventory.host(name)
-                entries.append(HostEntry(name, list(rec["roles"]), ssh.remote(entry),
-                                         entry.address, list(entry.cpus) if entry.cpus else None,
-                                         rec.get("facts", {})))
+            entries += [ssh.host_entry(inventory.host(name), rec)
+                        for name, rec in lab["inventory_hosts"].items()]
         return entries
 
     def lab(self) -> Lab:

@@ -241,13 +241,13 @@ class SshProvider:
     def hosts(self) -> list[HostEntry]:
         state = self._state()
         inventory = self.inventory()
-        entries = []
-        for name, record in state["hosts"].items():
-            entry = inventory.host(name)
-            entries.append(HostEntry(name, list(record["roles"]), self.remote(entry),
-                                     entry.address, list(entry.cpus) if entry.cpus else None,
-                                     record.get("facts", {})))
-        return entries
+        return [self.host_entry(inventory.host(name), record)
+                for name, record in state["hosts"].items()]
+
+    def host_entry(self, entry: InventoryHost, record: dict[str, Any]) -> HostEntry:
+        """An inventory host as the pipeline sees it; ``record`` is its provisioned state."""
+        return HostEntry(entry.name, list(record["roles"]), self.remote(entry), entry.address,
+                         list(entry.cpus) if entry.cpus else None, record.get("facts", {}))
 
     def status(self) -> list[dict[str, Any]]:
         """Every inventory host: provisioned or not, and whether it answers over SSH now."""
