@@ -346,6 +346,13 @@ def _storm_connections(port, count, payload_for, threads=8, budget_s=60.0):
             try:
                 sock = connect(port)
                 sock.sendall(payload_for(i))
+                # Half-close, then read until the server closes: a close() with unread bytes
+                # from the server (the chat server's replies) sends RST, which can discard the
+                # line before the server has read it: the client's race, not an accept lost.
+                sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(10.0)
+                while sock.recv(4096):
+                    pass
                 sock.close()
             except OSError as error:
                 errors[i] = str(error)
